@@ -1,0 +1,68 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Regenerate pve-apidoc-subset.json (the schema the simulated PVE API validates against).
+
+Source: shared/data/proxmox/pve-apidoc.json, the official API schema of pve-docs 9.1.3
+(github.com/proxmox/pve-docs api-viewer/apidata.js), and the '_supplement' of
+shared/data/proxmox/pve-api-subset.json (formats the schema only names). See SOURCE.md.
+
+Each kept node is copied verbatim (info, path, text, leaf) without its children, so the
+simulator validates against exactly what PVE publishes. Usage:
+    python tests/pve_simulator/schema/extract.py ../shared/data/proxmox
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+PATHS = [
+    "/version",
+    "/nodes",
+    "/cluster/nextid",
+    "/cluster/mapping/pci",
+    "/cluster/mapping/pci/{id}",
+    "/nodes/{node}/hardware/pci",
+    "/nodes/{node}/qemu",
+    "/nodes/{node}/qemu/{vmid}",
+    "/nodes/{node}/qemu/{vmid}/config",
+    "/nodes/{node}/qemu/{vmid}/clone",
+    "/nodes/{node}/qemu/{vmid}/template",
+    "/nodes/{node}/qemu/{vmid}/status/current",
+    "/nodes/{node}/qemu/{vmid}/status/start",
+    "/nodes/{node}/qemu/{vmid}/status/stop",
+    "/nodes/{node}/tasks/{upid}/status",
+]
+
+
+def main(src_dir: str) -> None:
+    with open(os.path.join(src_dir, "pve-apidoc.json"), encoding="utf-8") as fh:
+        tree = json.load(fh)
+    with open(os.path.join(src_dir, "pve-api-subset.json"), encoding="utf-8") as fh:
+        subset = json.load(fh)
+    index = {}
+
+    def walk(node):
+        index[node["path"]] = node
+        for child in node.get("children") or []:
+            walk(child)
+
+    for top in tree:
+        walk(top)
+    out = {
+        "_source": {
+            "file": "shared/data/proxmox/pve-apidoc.json (pve-docs 9.1.3, api-viewer/apidata.js)",
+            "provenance": subset["_source"],
+            "how": "tests/pve_simulator/schema/extract.py: nodes copied verbatim minus children",
+        },
+        "endpoints": {p: {k: v for k, v in index[p].items() if k != "children"} for p in PATHS},
+        "supplement": subset["_supplement"],
+    }
+    dest = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pve-apidoc-subset.json")
+    with open(dest, "w", encoding="utf-8") as fh:
+        json.dump(out, fh, indent=1, sort_keys=True)
+        fh.write("\n")
+    print(f"wrote {dest}: {len(PATHS)} endpoints")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/proxmox")

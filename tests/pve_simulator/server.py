@@ -1,0 +1,704 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A *simulated* Proxmox VE API for tests: HTTPS on 127.0.0.1 with PVEAPIToken authentication.
+
+This is not Proxmox VE. It keeps state for the endpoints this collection uses and validates every
+request's path, method and parameters against the official API schema (pve-docs 9.1.3, copied to
+schema/pve-apidoc-subset.json, see schema/SOURCE.md) before any handler runs, so a client cannot pass
+by talking to a lenient fake. It answers errors like PVE does:
+
+* 400 ``Parameter verification failed.`` with ``{"data": null, "errors": {param: message}}``;
+* 401 ``authentication failure`` for a missing/unknown token or a wrong secret;
+* 403 ``Permission check failed (path, privilege)`` when the token lacks a privilege;
+* 500 with PVE's message for what PVE reports with a plain ``die``: unknown node (hostname lookup),
+  unknown VM/mapping, digest mismatch, ``hostpciN: host=...`` from anyone but root@pam;
+* 501 ``Method 'GET /x' not implemented`` for a path/method the schema does not define.
+
+Behaviour taken from PVE's sources (pve-manager PVE/API2/Cluster/Mapping/PCI.pm, pve-guest-common
+PVE/Mapping/PCI.pm, qemu-server): creating or updating a mapping checks only the schema; the
+entry is compared with the node's hardware (``assert_valid``) by ``GET /cluster/mapping/pci?check-node``
+and when a VM using it starts ("PCI device mapping invalid (hardware probably changed)").
+Worker tasks (create, clone, template, start, stop, config POST) report ``running`` on their first
+status poll and ``stopped`` afterwards, so clients must really wait for them.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import logging
+import os
+import random
+import re
+import ssl
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from pve_simulator import validate as V  # noqa: E402
+else:
+    from . import validate as V
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCHEMA_FILE = os.path.join(HERE, "schema", "pve-apidoc-subset.json")
+FIXTURE_FILE = os.path.join(HERE, "fixtures", "cluster.json")
+LOG = logging.getLogger("simulated-pve")
+
+DISK_RE = re.compile(r"^(?:efidisk0|tpmstate0|(?:ide|sata|scsi|virtio)\d+)$")
+NET_MODELS = {"e1000", "e1000-82540em", "e1000-82544gc", "e1000-82545em", "e1000e", "i82551", "i82557b",
+              "i82559er", "ne2k_isa", "ne2k_pci", "pcnet", "rtl8139", "virtio", "vmxnet3"}
+
+
+class ApiError(Exception):
+    """An error answered the way PVE answers it."""
+
+    def __init__(self, status: int, message: str, errors: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.errors = errors
+
+
+def _die(message: str) -> ApiError:
+    """PVE turns a plain ``die`` in an API handler into HTTP 500 with the message."""
+    return ApiError(500, message)
+
+
+def _sha1(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def parse_kv(value: str, default_key: str) -> dict[str, str]:
+    """Split a property string into an ordered dict (first bare item -> default_key)."""
+    res: dict[str, str] = {}
+    for part in [p for p in value.split(",") if p]:
+        if "=" in part:
+            k, v = part.split("=", 1)
+        else:
+            k, v = default_key, part
+        res[k] = v
+    return res
+
+
+class SimulatedCluster:
+    """State of the simulated cluster: nodes and their PCI hardware, VMs, PCI mappings, tasks."""
+
+    def __init__(self, fixture: dict[str, Any], tokens: dict[str, dict[str, Any]]):
+        self.lock = threading.RLock()
+        self.version = fixture["version"]
+        self.nodes = fixture["nodes"]
+        self.vms: dict[int, dict[str, Any]] = {int(k): copy.deepcopy(v) for k, v in fixture.get("vms", {}).items()}
+        self.mappings: dict[str, dict[str, Any]] = copy.deepcopy(fixture.get("mappings", {}))
+        self.tokens = tokens
+        self.tasks: dict[str, dict[str, Any]] = {}
+        self.counter = 0x1000
+
+    # ---- helpers -------------------------------------------------------------------------
+    def mapping_cfg_text(self) -> str:
+        out = []
+        for mid in sorted(self.mappings):
+            entry = self.mappings[mid]
+            out.append(mid)
+            for key in ("description", "mdev", "live-migration-capable"):
+                if key in entry:
+                    out.append(f"\t{key} {entry[key]}")
+            out.extend(f"\tmap {m}" for m in entry.get("map", []))
+            out.append("")
+        return "\n".join(out)
+
+    def mapping_digest(self) -> str:
+        return _sha1(self.mapping_cfg_text())
+
+    def vm_digest(self, vmid: int) -> str:
+        conf = self.vms[vmid]["config"]
+        return _sha1("\n".join(f"{k}: {conf[k]}" for k in sorted(conf)))
+
+    def pci_device(self, node: str, path: str) -> dict[str, Any] | None:
+        for dev in self.nodes[node]["pci"]:
+            if dev["id"] == path:
+                return dev
+        return None
+
+    def assert_valid(self, name: str, entry: dict[str, Any], node: str) -> None:
+        """pve-guest-common PVE::Mapping::PCI::assert_valid against the node's hardware."""
+        for idx, path in enumerate(entry.get("path", "").split(";")):
+            if not re.search(r"\.[a-f0-9]$", path, re.I):
+                path = f"{path}.0"
+            info = self.pci_device(node, path if path.count(":") == 2 else f"0000:{path}")
+            if info is None:
+                raise _die(f"pci device '{path}' not found")
+            correct = {"id": f"{info['vendor']}:{info['device']}", "iommugroup": info["iommugroup"]}
+            if "subsystem_vendor" in info and "subsystem_device" in info:
+                correct["subsystem-id"] = f"{info['subsystem_vendor']}:{info['subsystem_device']}"
+            for prop in sorted(correct):
+                if prop == "iommugroup" and idx > 0:
+                    continue
+                have = entry.get(prop)
+                if have is None:
+                    raise _die(f"no '{prop}' for device '{path}'")
+                want = str(correct[prop]).replace("0x", "")
+                if want != str(have).replace("0x", ""):
+                    raise _die(f"'{prop}' does not match for '{name}' ({want} != {have})")
+
+    def new_task(self, node: str, ttype: str, tid: str, user: str, error: str | None = None) -> str:
+        self.counter += 1
+        now = int(time.time())
+        upid = f"UPID:{node}:{self.counter:08X}:{self.counter * 7:08X}:{now:08X}:{ttype}:{tid}:{user}:"
+        self.tasks[upid] = {"node": node, "type": ttype, "id": tid, "user": user, "pid": self.counter,
+                            "pstart": self.counter * 7, "starttime": now, "polls": 0,
+                            "exitstatus": error or "OK"}
+        LOG.info("simulated PVE task %s -> %s", upid, error or "OK")
+        return upid
+
+    def check_storage(self, node: str, storage: str) -> None:
+        if storage not in self.nodes[node]["storage"]:
+            raise _die(f"storage '{storage}' does not exist")
+
+    def allocate_disks(self, node: str, vmid: int, params: dict[str, Any]) -> dict[str, Any]:
+        """Turn ``STORAGE:SIZE`` / ``STORAGE:cloudinit`` into allocated volumes, like qemu-server."""
+        out = dict(params)
+        existing = " ".join(str(v) for v in self.vms.get(vmid, {}).get("config", {}).values())
+        counter = 0
+        for key in sorted(out):
+            if not DISK_RE.match(key):
+                continue
+            kv = parse_kv(str(out[key]), "file")
+            storage, _, vol = kv["file"].partition(":")
+            if not vol or kv["file"] in ("none", "cdrom") or kv["file"].startswith("/"):
+                continue
+            if vol == "cloudinit":
+                self.check_storage(node, storage)
+                kv["file"] = f"{storage}:vm-{vmid}-cloudinit"
+                kv["media"] = "cdrom"
+            elif re.match(r"^\d+(?:\.\d+)?$", vol):
+                self.check_storage(node, storage)
+                while f"vm-{vmid}-disk-{counter}" in existing:
+                    counter += 1
+                kv["file"] = f"{storage}:vm-{vmid}-disk-{counter}"
+                existing += f" vm-{vmid}-disk-{counter}"
+                kv.pop("import-from", None)
+                if key == "efidisk0":
+                    kv["size"] = "4M" if kv.get("efitype") == "4m" else "528K"
+                else:
+                    kv["size"] = f"{vol}G" if vol != "0" else "2G"
+            out[key] = ",".join([kv.pop("file")] + [f"{k}={v}" for k, v in kv.items()])
+        for key in sorted(out):
+            if re.match(r"^net\d+$", key):
+                kv = parse_kv(str(out[key]), "model")
+                model = kv.pop("model", None)
+                mac = kv.pop("macaddr", None)
+                for name in list(kv):
+                    if name in NET_MODELS:
+                        model, mac = name, kv.pop(name)
+                mac = mac or "BC:24:11:%02X:%02X:%02X" % (vmid % 256, random.randint(0, 255), random.randint(0, 255))
+                out[key] = ",".join([f"{model}={mac}"] + [f"{k}={v}" for k, v in sorted(kv.items())])
+        return out
+
+    def check_hostpci_perm(self, user: str, params: dict[str, Any]) -> None:
+        """qemu-server check_hostpci_perm: only root@pam may pass host= devices."""
+        for key, value in params.items():
+            if re.match(r"^hostpci\d+$", key):
+                parsed = parse_kv(str(value), "host")
+                if user != "root@pam" and "host" in parsed and "mapping" not in parsed:
+                    raise _die(f"only root can set '{key}' config for non-mapped devices")
+
+
+class Handler(BaseHTTPRequestHandler):
+    """HTTP handler of the simulated PVE API (JSON format, /api2/json)."""
+
+    server_version = "pve-api-daemon/3.0 (simulated)"
+    protocol_version = "HTTP/1.1"
+
+    # quiet default access log: our own logger records requests without headers
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        return
+
+    @property
+    def sim(self) -> SimulatedCluster:
+        return self.server.sim  # type: ignore[attr-defined]
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def _send(self, status: int, body: dict[str, Any], reason: str | None = None) -> None:
+        data = json.dumps(body).encode("utf-8")
+        self.send_response(status, reason)
+        self.send_header("Content-Type", "application/json;charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _authenticate(self) -> str:
+        header = self.headers.get("Authorization", "")
+        match = re.match(r"^PVEAPIToken=([^!=\s]+@[^!=\s]+)!([A-Za-z][A-Za-z0-9._-]*)[=:](\S+)$", header)
+        if not match:
+            raise ApiError(401, "authentication failure")
+        token_id = f"{match.group(1)}!{match.group(2)}"
+        token = self.sim.tokens.get(token_id)
+        if token is None or token["secret"] != match.group(3):
+            raise ApiError(401, "authentication failure")
+        return token_id
+
+    def _params(self, query: str) -> dict[str, Any]:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            body = self.rfile.read(length).decode("utf-8")
+            ctype = self.headers.get("Content-Type", "")
+            if "json" in ctype:
+                for k, v in json.loads(body).items():
+                    for item in v if isinstance(v, list) else [v]:
+                        pairs.append((k, str(item)))
+            else:
+                pairs.extend(parse_qsl(body, keep_blank_values=True))
+        params: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in params:
+                params[key] = params[key] + [value] if isinstance(params[key], list) else [params[key], value]
+            else:
+                params[key] = value
+        return params
+
+    def _handle(self, method: str) -> None:
+        url = urlsplit(self.path)
+        user = "-"
+        try:
+            if not url.path.startswith("/api2/json/"):
+                raise ApiError(501, f"Unsupported format '{url.path.split('/')[2] if url.path.count('/') > 2 else ''}'")
+            api_path = "/" + url.path[len("/api2/json/"):].strip("/")
+            user = self._authenticate()
+            node, path_params = self.server.router.match(api_path)  # type: ignore[attr-defined]
+            if node is None or method not in node["info"]:
+                raise ApiError(501, f"Method '{method} {api_path}' not implemented")
+            info = node["info"][method]
+            params = self._params(url.query)
+            for key in path_params:
+                if key in params:
+                    raise ApiError(400, "Parameter verification failed.",
+                                   {key: "duplicate parameter (path and request)"})
+            params.update(path_params)
+            try:
+                params = V.validate(info.get("parameters", {}), params)
+            except V.SchemaError as exc:
+                raise ApiError(400, "Parameter verification failed.", exc.errors) from None
+            self._check_permissions(user, info.get("permissions", {}), params)
+            if info.get("proxyto") == "node" and params["node"] not in self.sim.nodes:
+                name = params["node"]
+                raise _die(f"hostname lookup '{name}' failed - failed to get address info for: "
+                           f"{name}: Name or service not known")
+            handler = getattr(self, "h_" + re.sub(r"[^a-z0-9]+", "_", f"{method} {node['path']}".lower()).strip("_"))
+            with self.sim.lock:
+                data = handler(params, user)
+            LOG.info("simulated PVE %s %s by %s -> 200", method, api_path, user)
+            self._send(200, {"data": data})
+        except V.NotImplementedInSimulator as exc:
+            LOG.error("simulated PVE %s %s -> 501 %s", method, url.path, exc)
+            self._send(501, {"data": None, "message": str(exc)}, str(exc))
+        except ApiError as exc:
+            LOG.info("simulated PVE %s %s by %s -> %s %s %s", method, url.path, user, exc.status, exc.message,
+                     json.dumps(exc.errors) if exc.errors else "")
+            body: dict[str, Any] = {"data": None}
+            if exc.errors:
+                body["errors"] = exc.errors
+            else:
+                body["message"] = exc.message + "\n"
+            self._send(exc.status, body, exc.message.replace("\n", " "))
+
+    # ---- permissions -------------------------------------------------------------------------
+    def _check_permissions(self, user: str, perms: dict[str, Any], params: dict[str, Any]) -> None:
+        privs = set(self.sim.tokens[user].get("privs", ["*"]))
+        if "*" in privs:
+            return
+        check = perms.get("check")
+        if check is None:
+            return
+
+        def path_of(template: str) -> str:
+            return re.sub(r"\{(\w+)\}", lambda m: str(params.get(m.group(1), "")), template)
+
+        def ok(expr: list[Any]) -> tuple[bool, str]:
+            kind = expr[0]
+            if kind == "perm":
+                wanted = expr[2]
+                anyof = "any" in expr[3:]
+                have = [p in privs for p in wanted]
+                good = any(have) if anyof else all(have)
+                missing = ", ".join(p for p in wanted if p not in privs)
+                return good, f"Permission check failed ({path_of(expr[1])}, {missing})"
+            results = [ok(sub) for sub in expr[1:]]
+            if kind == "or":
+                return any(r[0] for r in results), results[0][1]
+            if kind == "and":
+                bad = [r for r in results if not r[0]]
+                return not bad, bad[0][1] if bad else ""
+            raise V.NotImplementedInSimulator(f"simulated PVE: permission check '{kind}' not implemented")
+
+        good, msg = ok(check)
+        if not good:
+            raise ApiError(403, msg)
+
+    def _require(self, user: str, path: str, priv: str) -> None:
+        privs = set(self.sim.tokens[user].get("privs", ["*"]))
+        if "*" not in privs and priv not in privs:
+            raise ApiError(403, f"Permission check failed ({path}, {priv})")
+
+    # ---- simple endpoints --------------------------------------------------------------------
+    def h_get_version(self, params: dict[str, Any], user: str) -> Any:
+        return self.sim.version
+
+    def h_get_nodes(self, params: dict[str, Any], user: str) -> Any:
+        return [{"node": n, "status": "online", "type": "node", "id": f"node/{n}"} for n in sorted(self.sim.nodes)]
+
+    def h_get_cluster_nextid(self, params: dict[str, Any], user: str) -> Any:
+        if "vmid" in params:
+            if params["vmid"] in self.sim.vms:
+                raise ApiError(400, "Parameter verification failed.", {"vmid": f"VM {params['vmid']} already exists"})
+            return str(params["vmid"])
+        vmid = 100
+        while vmid in self.sim.vms:
+            vmid += 1
+        return str(vmid)
+
+    def h_get_nodes_node_hardware_pci(self, params: dict[str, Any], user: str) -> Any:
+        blacklist = [c for c in str(params.get("pci-class-blacklist", "05;06;0b")).split(";") if c]
+        out = []
+        for dev in self.sim.nodes[params["node"]]["pci"]:
+            cls = dev["class"].replace("0x", "")
+            if any(cls.startswith(b) for b in blacklist):
+                continue
+            entry = dict(dev)
+            if not params.get("verbose", 1):
+                entry = {k: v for k, v in entry.items() if not k.endswith("_name")}
+            out.append(entry)
+        return out
+
+    def h_get_nodes_node_tasks_upid_status(self, params: dict[str, Any], user: str) -> Any:
+        task = self.sim.tasks.get(params["upid"])
+        if task is None or task["node"] != params["node"]:
+            raise _die("no such task")
+        task["polls"] += 1
+        res = {k: task[k] for k in ("node", "type", "id", "user", "pid", "pstart", "starttime")}
+        res["upid"] = params["upid"]
+        if task["polls"] == 1:
+            res["status"] = "running"
+        else:
+            res["status"] = "stopped"
+            res["exitstatus"] = task["exitstatus"]
+        return res
+
+    # ---- PCI mappings ------------------------------------------------------------------------
+    def h_get_cluster_mapping_pci(self, params: dict[str, Any], user: str) -> Any:
+        check_node = params.get("check-node")
+        if check_node is not None and check_node not in self.sim.nodes:
+            raise _die(f"hostname lookup '{check_node}' failed - failed to get address info for: "
+                       f"{check_node}: Name or service not known")
+        res = []
+        for mid in sorted(self.sim.mappings):
+            entry = copy.deepcopy(self.sim.mappings[mid])
+            entry["id"] = mid
+            entry["digest"] = self.sim.mapping_digest()
+            if check_node is not None:
+                entry["checks"] = []
+                mine = []
+                for raw in entry.get("map", []):
+                    parsed = parse_kv(raw, "node")
+                    if parsed.get("node") == check_node:
+                        mine.append(parsed)
+                if not mine:
+                    entry["checks"].append({"severity": "warning", "message": f"No mapping for node {check_node}."})
+                for parsed in mine:
+                    try:
+                        self.sim.assert_valid(mid, parsed, check_node)
+                    except ApiError as exc:
+                        entry["checks"].append({"severity": "error", "message": f"Invalid configuration: {exc.message}\n"})
+            res.append(entry)
+        return res
+
+    def h_get_cluster_mapping_pci_id(self, params: dict[str, Any], user: str) -> Any:
+        entry = self.sim.mappings.get(params["id"])
+        if entry is None:
+            raise _die(f"mapping '{params['id']}' not found")
+        data = copy.deepcopy(entry)
+        data["digest"] = self.sim.mapping_digest()
+        return data
+
+    def h_post_cluster_mapping_pci(self, params: dict[str, Any], user: str) -> Any:
+        mid = params.pop("id")
+        if mid in self.sim.mappings:
+            raise _die(f"create hardware mapping failed: pci ID '{mid}' already defined")
+        entry: dict[str, Any] = {"type": "pci"}
+        entry.update(params)
+        self.sim.mappings[mid] = entry
+        return None
+
+    def h_put_cluster_mapping_pci_id(self, params: dict[str, Any], user: str) -> Any:
+        mid = params.pop("id")
+        digest = params.pop("digest", None)
+        delete = [d for d in re.split(r"[,; ]+", params.pop("delete", "")) if d]
+        if digest is not None and digest != self.sim.mapping_digest():
+            raise _die("update hardware mapping failed: detected modified configuration - "
+                       "file changed by other user? Try again.")
+        entry = self.sim.mappings.get(mid)
+        if entry is None:
+            raise _die(f"update hardware mapping failed: pci ID '{mid}' does not exist")
+        for key in delete:
+            if key in params:
+                raise _die(f"update hardware mapping failed: cannot set and delete property '{key}' at the same time")
+            if key == "map":
+                raise _die("update hardware mapping failed: cannot delete required option 'map'")
+            entry.pop(key, None)
+        entry.update(params)
+        return None
+
+    def h_delete_cluster_mapping_pci_id(self, params: dict[str, Any], user: str) -> Any:
+        self.sim.mappings.pop(params["id"], None)
+        return None
+
+    # ---- QEMU VMs ------------------------------------------------------------------------------
+    def _vm(self, node: str, vmid: int) -> dict[str, Any]:
+        vm = self.sim.vms.get(vmid)
+        if vm is None or vm["node"] != node:
+            raise _die(f"Configuration file 'nodes/{node}/qemu-server/{vmid}.conf' does not exist")
+        return vm
+
+    def h_get_nodes_node_qemu(self, params: dict[str, Any], user: str) -> Any:
+        return [{"vmid": vmid, "name": vm["config"].get("name", f"VM {vmid}"), "status": vm["status"],
+                 "template": vm["config"].get("template", 0)}
+                for vmid, vm in sorted(self.sim.vms.items()) if vm["node"] == params["node"]]
+
+    def h_post_nodes_node_qemu(self, params: dict[str, Any], user: str) -> Any:
+        node, vmid = params.pop("node"), params.pop("vmid")
+        start = params.pop("start", 0)
+        for key in ("archive", "force", "unique", "live-restore", "bwlimit", "pool", "storage"):
+            if key in params:
+                raise V.NotImplementedInSimulator(f"simulated PVE: create option '{key}' not implemented")
+        self._require(user, f"/vms/{vmid}", "VM.Allocate")
+        if vmid in self.sim.vms:
+            raise _die(f"unable to create VM {vmid} - VM {vmid} already exists on node '{self.sim.vms[vmid]['node']}'")
+        self.sim.check_hostpci_perm(user, params)
+        conf = self.sim.allocate_disks(node, vmid, params)
+        conf.setdefault("smbios1", f"uuid={_sha1(str(vmid) + str(time.time()))[:8]}-0000-4000-8000-000000000000")
+        conf.setdefault("vmgenid", "00000000-0000-4000-8000-%012x" % random.getrandbits(48))
+        conf["meta"] = f"creation-qemu=9.2.0,ctime={int(time.time())}"
+        self.sim.vms[vmid] = {"node": node, "status": "running" if start else "stopped", "config": conf}
+        return self.sim.new_task(node, "qmcreate", str(vmid), user)
+
+    def h_get_nodes_node_qemu_vmid(self, params: dict[str, Any], user: str) -> Any:
+        self._vm(params["node"], params["vmid"])
+        return [{"subdir": s} for s in ("config", "status", "clone", "template")]
+
+    def h_get_nodes_node_qemu_vmid_config(self, params: dict[str, Any], user: str) -> Any:
+        vm = self._vm(params["node"], params["vmid"])
+        data = dict(vm["config"])
+        data["digest"] = self.sim.vm_digest(params["vmid"])
+        return data
+
+    def _update_config(self, params: dict[str, Any], user: str) -> tuple[str, int]:
+        node, vmid = params.pop("node"), params.pop("vmid")
+        vm = self._vm(node, vmid)
+        digest = params.pop("digest", None)
+        delete = [d for d in re.split(r"[,; ]+", params.pop("delete", "")) if d]
+        for key in ("revert", "skiplock", "background_delay"):
+            params.pop(key, None)
+        if digest is not None and digest != self.sim.vm_digest(vmid):
+            raise _die("detected modified configuration - file changed by other user? Try again.")
+        if vm["config"].get("template") and any(DISK_RE.match(k) for k in params):
+            raise _die("you can't change the disks of a template")
+        self.sim.check_hostpci_perm(user, params)
+        for key in delete:
+            if key in params:
+                raise _die(f"cannot set and delete property '{key}' at the same time")
+            vm["config"].pop(key, None)
+        vm["config"].update(self.sim.allocate_disks(node, vmid, params))
+        return node, vmid
+
+    def h_put_nodes_node_qemu_vmid_config(self, params: dict[str, Any], user: str) -> Any:
+        self._update_config(params, user)
+        return None
+
+    def h_post_nodes_node_qemu_vmid_config(self, params: dict[str, Any], user: str) -> Any:
+        node, vmid = self._update_config(params, user)
+        return self.sim.new_task(node, "qmconfig", str(vmid), user)
+
+    def h_post_nodes_node_qemu_vmid_clone(self, params: dict[str, Any], user: str) -> Any:
+        node, vmid, newid = params["node"], params["vmid"], params["newid"]
+        src = self._vm(node, vmid)
+        for key in ("target", "snapname", "pool", "bwlimit"):
+            if key in params:
+                raise V.NotImplementedInSimulator(f"simulated PVE: clone option '{key}' not implemented")
+        if newid in self.sim.vms:
+            raise _die(f"unable to create VM {newid}: config file already exists")
+        if not src["config"].get("template") and params.get("full") == 0:
+            raise _die("Linked clone feature is not supported for drive 'scsi0'")
+        conf = {}
+        counter = 0
+        for key, value in src["config"].items():
+            if key in ("template", "meta", "vmgenid", "smbios1", "digest"):
+                continue
+            if DISK_RE.match(key):
+                kv = parse_kv(str(value), "file")
+                storage, _, vol = kv["file"].partition(":")
+                if "cloudinit" in vol:
+                    kv["file"] = f"{storage}:vm-{newid}-cloudinit"
+                else:
+                    kv["file"] = f"{params.get('storage', storage)}:vm-{newid}-disk-{counter}"
+                    counter += 1
+                value = ",".join([kv.pop("file")] + [f"{k}={v}" for k, v in kv.items()])
+            if re.match(r"^net\d+$", key):
+                value = re.sub(r"=([0-9A-F]{2}:){5}[0-9A-F]{2}", "", str(value), count=1)
+            conf[key] = value
+        if "name" in params:
+            conf["name"] = params["name"]
+        if "description" in params:
+            conf["description"] = params["description"]
+        conf = self.sim.allocate_disks(node, newid, conf)
+        conf["smbios1"] = f"uuid={_sha1(str(newid))[:8]}-0000-4000-8000-000000000000"
+        conf["vmgenid"] = "00000000-0000-4000-8000-%012x" % random.getrandbits(48)
+        conf["meta"] = f"creation-qemu=9.2.0,ctime={int(time.time())}"
+        self.sim.vms[newid] = {"node": node, "status": "stopped", "config": conf}
+        return self.sim.new_task(node, "qmclone", str(vmid), user)
+
+    def h_post_nodes_node_qemu_vmid_template(self, params: dict[str, Any], user: str) -> Any:
+        node, vmid = params["node"], params["vmid"]
+        vm = self._vm(node, vmid)
+        if vm["status"] == "running":
+            raise _die("you can't convert a running VM to a template")
+        for key, value in list(vm["config"].items()):
+            if DISK_RE.match(key):
+                vm["config"][key] = str(value).replace(f"vm-{vmid}-disk-", f"base-{vmid}-disk-")
+        vm["config"]["template"] = 1
+        return self.sim.new_task(node, "qmtemplate", str(vmid), user)
+
+    def h_get_nodes_node_qemu_vmid_status_current(self, params: dict[str, Any], user: str) -> Any:
+        vm = self._vm(params["node"], params["vmid"])
+        res = {"vmid": params["vmid"], "name": vm["config"].get("name"), "status": vm["status"],
+               "qmpstatus": vm["status"], "uptime": 42 if vm["status"] == "running" else 0,
+               "cpus": int(vm["config"].get("cores", 1)), "ha": {"managed": 0}}
+        if vm["config"].get("template"):
+            res["template"] = 1
+        return res
+
+    def h_post_nodes_node_qemu_vmid_status_start(self, params: dict[str, Any], user: str) -> Any:
+        node, vmid = params["node"], params["vmid"]
+        vm = self._vm(node, vmid)
+        error = None
+        try:
+            if vm["config"].get("template"):
+                raise _die("you can't start a vm if it's a template")
+            if vm["status"] == "running":
+                raise _die(f"VM {vmid} already running")
+            self._check_start(node, vm["config"])
+        except ApiError as exc:
+            error = exc.message
+        if error is None:
+            vm["status"] = "running"
+        return self.sim.new_task(node, "qmstart", str(vmid), user, error)
+
+    def _check_start(self, node: str, conf: dict[str, Any]) -> None:
+        """What qemu-server checks about hostpci devices when the VM starts."""
+        for key in sorted(conf):
+            if not re.match(r"^hostpci\d+$", key):
+                continue
+            dev = parse_kv(str(conf[key]), "host")
+            if dev.get("pcie") == "1" and "q35" not in str(conf.get("machine", "")):
+                raise _die("q35 machine model is not enabled")
+            mid = dev.get("mapping")
+            if mid is None:
+                continue
+            entry = self.sim.mappings.get(mid)
+            mine = [parse_kv(m, "node") for m in (entry or {}).get("map", [])]
+            mine = [m for m in mine if m.get("node") == node]
+            if not mine:
+                raise _die(f"PCI device mapping not found for '{mid}'")
+            for m in mine:
+                try:
+                    self.sim.assert_valid(mid, m, node)
+                except ApiError as exc:
+                    raise _die(f"PCI device mapping invalid (hardware probably changed): {exc.message}") from None
+
+    def h_post_nodes_node_qemu_vmid_status_stop(self, params: dict[str, Any], user: str) -> Any:
+        vm = self._vm(params["node"], params["vmid"])
+        vm["status"] = "stopped"
+        return self.sim.new_task(params["node"], "qmstop", str(params["vmid"]), user)
+
+
+class Router:
+    """Match a request path to a schema node (``{param}`` segments become path parameters)."""
+
+    def __init__(self, endpoints: dict[str, Any]):
+        self.routes = []
+        for path, node in endpoints.items():
+            regex = "^" + re.sub(r"\\\{([\w-]+)\\\}", lambda m: f"(?P<{m.group(1).replace('-', '_')}>[^/]+)",
+                                 re.escape(path)) + "$"
+            names = re.findall(r"\{([\w-]+)\}", path)
+            self.routes.append((re.compile(regex), names, node))
+
+    def match(self, path: str) -> tuple[dict[str, Any] | None, dict[str, str]]:
+        for regex, names, node in self.routes:
+            found = regex.match(path)
+            if found:
+                return node, {n: unquote(found.group(n.replace("-", "_"))) for n in names}
+        return None, {}
+
+
+def make_server(host: str, port: int, certfile: str, keyfile: str, fixture: dict[str, Any],
+                tokens: dict[str, dict[str, Any]]) -> ThreadingHTTPServer:
+    """Build the simulated PVE HTTPS server (not started)."""
+    with open(SCHEMA_FILE, encoding="utf-8") as fh:
+        schema = json.load(fh)
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    server.sim = SimulatedCluster(fixture, tokens)  # type: ignore[attr-defined]
+    server.router = Router(schema["endpoints"])  # type: ignore[attr-defined]
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(certfile, keyfile)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Simulated Proxmox VE API (tests only; not Proxmox VE)")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--cert", required=True)
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--tokens", required=True, help="JSON file {token_id: {secret, privs}}")
+    parser.add_argument("--fixture", default=FIXTURE_FILE)
+    parser.add_argument("--ready-file", required=True, help="written with the port once listening")
+    parser.add_argument("--log-file")
+    args = parser.parse_args(argv)
+    logging.basicConfig(filename=args.log_file, level=logging.INFO,
+                        format="%(asctime)s simulated-pve %(levelname)s %(message)s")
+    with open(args.fixture, encoding="utf-8") as fh:
+        fixture = json.load(fh)
+    with open(args.tokens, encoding="utf-8") as fh:
+        tokens = json.load(fh)
+    server = make_server("127.0.0.1", args.port, args.cert, args.key, fixture, tokens)
+    port = server.server_address[1]
+    tmp = args.ready_file + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(str(port))
+    os.replace(tmp, args.ready_file)
+    LOG.info("simulated PVE API listening on https://127.0.0.1:%s", port)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

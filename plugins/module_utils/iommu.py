@@ -481,9 +481,13 @@ def _message(v, problems):
             "" if len(v["upstream_bridges"]) == 1 else "s",
             ", ".join(d["address"] for d in v["upstream_bridges"])))
     with_text = " with only " + " and ".join(extra) if extra else " alone"
+    group_text = str(v["group"])
+    if len(v["groups"]) > 1:
+        group_text += " (the card's functions span groups %s, none with a foreign device)" % ", ".join(
+            str(g) for g in v["groups"])
     return (
         "%s is in IOMMU group %s%s: it can be passed through. Map path %s (all functions); "
-        "vfio-pci ids %s." % (gpu_text, v["group"], with_text, v["mapping_path"], ",".join(v["vfio_ids"]))
+        "vfio-pci ids %s." % (gpu_text, group_text, with_text, v["mapping_path"], ",".join(v["vfio_ids"]))
     )
 
 

@@ -1,0 +1,263 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) homelab.gpu_passthrough contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: gpu_isolation
+short_description: Assert that a GPU sits in an IOMMU group it can be passed through from
+version_added: 0.1.0
+description:
+  - Selects a GPU by PCI address (O(gpu_address)), by vendor and device id (O(gpu_vendor_device)),
+    or, when neither is given, takes the first NVIDIA display controller.
+  - Fails when the IOMMU is off, when no such device exists, when the GPU's IOMMU group (or the group
+    of any other function of the card) also holds a device that is neither a function of the card
+    nor a PCI bridge or root port upstream of it, and when the GPU is the host's boot display
+    unless O(allow_boot_vga=true).
+  - The failure message names every intruding device by address, class and ids and says what to do.
+    The ACS override patch weakens isolation and is never applied by this collection.
+  - On success returns what a passthrough setup needs, the functions to pass through, the
+    C(vfio-pci ids) list, the drivers bound now, the IOMMU group and the C(path) of a Proxmox PCI
+    resource mapping.
+  - Nothing is changed on the host.
+author:
+  - homelab.gpu_passthrough contributors
+options:
+  gpu_address:
+    description:
+      - PCI address of the GPU, V(0000:01:00.0) or V(01:00.0) (see C(lspci -D)).
+      - Mutually exclusive with O(gpu_vendor_device).
+    type: str
+  gpu_vendor_device:
+    description:
+      - C(vendor:device) id pair of the GPU, for example V(10de:1d01) (the last bracket of an
+        C(lspci -nn) line). Fails when several devices have that pair; then use O(gpu_address).
+      - Mutually exclusive with O(gpu_address).
+    type: str
+  allow_boot_vga:
+    description:
+      - Accept a GPU that is the host's boot display (C(boot_vga) is 1). The host then loses its
+        local console when the VM starts.
+    type: bool
+    default: false
+  root:
+    description:
+      - Directory under which C(sys/) and C(proc/) are read.
+      - Change it only to read a copy of another host's sysfs, for example a test fixture tree.
+    type: path
+    default: /
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads files; check mode gives the same verdict.
+  diff_mode:
+    support: none
+    description: Nothing is changed, so there is no diff.
+  idempotent:
+    support: full
+    description: The same host state gives the same verdict.
+notes:
+  - A group that holds the card's own functions and its upstream root port or bridge is acceptable,
+    as the Proxmox VE documentation says. Sibling bridges (ports that lead elsewhere) count as intruders.
+  - When C(pcie_acs_override) is on the kernel command line the module warns, because the groups the
+    kernel reports then do not reflect real isolation.
+seealso:
+  - module: homelab.gpu_passthrough.iommu_info
+  - name: Proxmox VE PCI passthrough
+    description: IOMMU groups and PCI resource mappings in the Proxmox VE administration guide.
+    link: https://pve.proxmox.com/wiki/PCI_Passthrough
+"""
+
+EXAMPLES = r"""
+- name: Check the first NVIDIA GPU
+  homelab.gpu_passthrough.gpu_isolation:
+  register: gpu
+
+- name: Check a GPU by address
+  homelab.gpu_passthrough.gpu_isolation:
+    gpu_address: "0000:03:00.0"
+
+- name: Check a GPU by ids, accepting that it is the boot display
+  homelab.gpu_passthrough.gpu_isolation:
+    gpu_vendor_device: "10de:13f1"
+    allow_boot_vga: true
+
+- name: Use the verdict for vfio-pci
+  ansible.builtin.copy:
+    dest: /etc/modprobe.d/vfio.conf
+    content: "options vfio-pci ids={{ gpu.vfio_ids | join(',') }}\n"
+    mode: "0644"
+"""
+
+RETURN = r"""
+isolated:
+  description: V(true) when the GPU can be passed through. The module fails otherwise, so this is
+    V(true) whenever the task succeeds; the key is also in the failure result.
+  returned: always
+  type: bool
+  sample: true
+status:
+  description: V(isolated), V(no_iommu_group), V(intruders) or V(boot_vga).
+  returned: always
+  type: str
+  sample: isolated
+group:
+  description: IOMMU group of the GPU.
+  returned: always
+  type: int
+  sample: 52
+groups:
+  description: IOMMU groups of all functions of the card (usually just RV(group)).
+  returned: always
+  type: list
+  elements: int
+  sample: [52]
+gpu:
+  description: The selected GPU, with the keys of RV(homelab.gpu_passthrough.iommu_info#module:devices).
+  returned: always
+  type: dict
+  sample: {"address": "0000:03:00.0", "vendor_id": "10de", "device_id": "13f1", "class_id": "030000"}
+functions:
+  description: All functions of the card (same domain, bus and slot), what to pass through.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"address": "0000:03:00.0"}, {"address": "0000:03:00.1"}]
+upstream_bridges:
+  description: Bridges and root ports in the group upstream of the GPU (accepted).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"address": "0000:00:01.0", "class_id": "060400"}]
+intruders:
+  description: Devices in the group that block passthrough (empty on success).
+  returned: always
+  type: list
+  elements: dict
+  sample: []
+vfio_ids:
+  description: Unique C(vendor:device) pairs of the functions, for C(options vfio-pci ids=).
+  returned: always
+  type: list
+  elements: str
+  sample: ["10de:13f1", "10de:0fbb"]
+drivers:
+  description: Driver bound now to each function (V(null) when none).
+  returned: always
+  type: dict
+  sample: {"0000:03:00.0": "vfio-pci", "0000:03:00.1": "vfio-pci"}
+mapping_path:
+  description: Value for C(path) in a Proxmox PCI resource mapping, the whole card without function.
+  returned: always
+  type: str
+  sample: "0000:03:00"
+topology_known:
+  description: V(false) when bridges could not be checked for being upstream of the GPU.
+  returned: always
+  type: bool
+  sample: true
+boot_vga:
+  description: The GPU's boot display flag (V(null) when unknown).
+  returned: always
+  type: bool
+  sample: false
+reasons:
+  description: Every observation behind the verdict, one sentence each.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+msg:
+  description: One paragraph with the verdict and, on failure, what to do.
+  returned: always
+  type: str
+  sample: "0000:03:00.0 (VGA compatible controller [0300], 10de:13f1) is in IOMMU group 52 with only its own functions 0000:03:00.1: it can be passed through."
+iommu:
+  description: IOMMU state, as RV(homelab.gpu_passthrough.iommu_info#module:iommu).
+  returned: always
+  type: dict
+  sample: {"enabled": true, "group_count": 60}
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.iommu import (
+    GpuSelectionError,
+    describe_device,
+    isolation_verdict,
+    select_gpu,
+)
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pci_sysfs import (
+    iommu_state,
+    read_pci_devices,
+)
+
+
+def iommu_off_message(state, gpu_text):
+    cmdline = state.get("cmdline") or "(empty)"
+    return (
+        "IOMMU is off: the kernel created no IOMMU groups (/sys/kernel/iommu_groups is empty), so no "
+        "device can be passed through%s. Enable VT-d (Intel) or AMD-Vi/IOMMU/SVM (AMD) in the firmware "
+        "setup; on Intel with a kernel older than 6.8 also add intel_iommu=on to the kernel command line "
+        "(the proxmox_vfio role of this collection does that), reboot, and run this check again. "
+        "Kernel command line now: %s" % (gpu_text, cmdline)
+    )
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            gpu_address=dict(type="str"),
+            gpu_vendor_device=dict(type="str"),
+            allow_boot_vga=dict(type="bool", default=False),
+            root=dict(type="path", default="/"),
+        ),
+        mutually_exclusive=[("gpu_address", "gpu_vendor_device")],
+        supports_check_mode=True,
+    )
+    params = module.params
+    root = params["root"]
+    if not os.path.isdir(root):
+        module.fail_json(msg="root %s is not a directory: give the directory that holds sys/ and proc/ "
+                             "(/ for this host)" % root)
+    state = iommu_state(root)
+    devices = read_pci_devices(root)
+    try:
+        gpu = select_gpu(devices, address=params["gpu_address"], vendor_device=params["gpu_vendor_device"])
+        selection_error = None
+    except GpuSelectionError as exc:
+        gpu = None
+        selection_error = str(exc)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc), isolated=False, status="bad_input", iommu=state)
+
+    if not state["enabled"]:
+        if gpu is not None:
+            gpu_text = " (GPU %s)" % describe_device(gpu)
+        else:
+            gpu_text = "; and the GPU was not found either: %s" % selection_error
+        module.fail_json(msg=iommu_off_message(state, gpu_text), isolated=False, status="iommu_off",
+                         gpu=gpu, iommu=state)
+    if gpu is None:
+        module.fail_json(msg=selection_error, isolated=False, status="no_such_gpu", iommu=state)
+
+    if "pcie_acs_override" in state["cmdline_options"]:
+        module.warn(
+            "pcie_acs_override is on the kernel command line: the IOMMU groups the kernel reports do not "
+            "reflect real isolation, so this verdict cannot be trusted. Remove it and fix the slot instead."
+        )
+    verdict = isolation_verdict(gpu["address"], devices, allow_boot_vga=params["allow_boot_vga"])
+    message = verdict.pop("message")
+    verdict["iommu"] = state
+    if not verdict["isolated"]:
+        module.fail_json(msg=message, **verdict)
+    module.exit_json(changed=False, msg=message, **verdict)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,280 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) homelab.gpu_passthrough contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Proxmox VE API client on proxmoxer, with API-token authentication only.
+
+No AnsibleModule in here: modules build a :class:`PveClient` from their options (see
+:data:`CONNECTION_ARGSPEC` and :func:`client_from_params`) and turn :class:`PveApiError` into
+``fail_json``. The token secret is only handed to proxmoxer (it travels in the
+``Authorization: PVEAPIToken=...`` header) and never appears in an error message.
+"""
+from __future__ import annotations
+
+import re
+import time
+
+try:
+    import requests
+    from proxmoxer import ProxmoxAPI
+    from proxmoxer.core import ResourceException
+    HAS_PROXMOXER = True
+    PROXMOXER_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - depends on the controller/target environment
+    HAS_PROXMOXER = False
+    PROXMOXER_IMPORT_ERROR = exc
+
+TOKEN_ID_RE = re.compile(r"^(?P<user>[^\s@!=]+@[^\s@!=]+)!(?P<name>[A-Za-z][A-Za-z0-9._-]*)$")
+UPID_RE = re.compile(r"^UPID:(?P<node>[a-zA-Z0-9][a-zA-Z0-9.-]*):[0-9A-F]{8}:[0-9A-F]{8,9}:[0-9A-F]{8}:"
+                     r"(?P<type>[^:\s]+):(?P<id>[^:\s]*):(?P<user>[^:\s]+):$")
+
+# Shared options of every module that talks to the PVE API (documentation fragment: the modules'
+# DOCUMENTATION repeats them). Environment fallbacks follow community.proxmox.
+CONNECTION_ARGSPEC = dict(
+    api_host=dict(type="str", required=True),
+    api_port=dict(type="int", default=8006),
+    api_token_id=dict(type="str", required=True),
+    api_token_secret=dict(type="str", required=True, no_log=True),
+    validate_certs=dict(type="bool", default=True),
+    ca_path=dict(type="path"),
+    timeout=dict(type="int", default=30),
+    task_timeout=dict(type="int", default=300),
+)
+ENV_FALLBACKS = {
+    "api_host": ["PROXMOX_HOST"],
+    "api_port": ["PROXMOX_PORT"],
+    "api_token_id": ["PROXMOX_TOKEN_ID"],
+    "api_token_secret": ["PROXMOX_TOKEN_SECRET"],
+    "validate_certs": ["PROXMOX_VALIDATE_CERTS"],
+}
+
+
+def connection_argspec(env_fallback):
+    """Return CONNECTION_ARGSPEC with ``fallback=(env_fallback, [VARS])`` filled in.
+
+    ``env_fallback`` is ``ansible.module_utils.basic.env_fallback``, passed in so that this file does
+    not import AnsibleModule machinery.
+    """
+    spec = {}
+    for name, opts in CONNECTION_ARGSPEC.items():
+        opts = dict(opts)
+        if name in ENV_FALLBACKS:
+            opts["fallback"] = (env_fallback, ENV_FALLBACKS[name])
+        else:
+            opts.pop("fallback", None)
+        spec[name] = opts
+    return spec
+
+
+class PveApiError(Exception):
+    """A failed API call, with a message that says what was wrong and how to fix it."""
+
+    def __init__(self, message, status=None, errors=None, reason=None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.errors = errors or {}
+        self.reason = reason or ""
+
+
+class PveTaskError(PveApiError):
+    """A worker task (UPID) ended with an exit status other than OK."""
+
+
+def parse_token_id(token_id):
+    """Split ``user@realm!tokenname``; raise ValueError with the expected shape."""
+    match = TOKEN_ID_RE.match(token_id or "")
+    if not match:
+        raise ValueError(
+            "api_token_id %r is not of the form USER@REALM!TOKENNAME (for example automation@pve!ansible); "
+            "create one with: pveum user token add automation@pve ansible --privsep 1" % (token_id,))
+    return match.group("user"), match.group("name")
+
+
+def parse_upid(upid):
+    """Return the fields of a task id (node, type, id, user) or raise ValueError."""
+    match = UPID_RE.match(str(upid or ""))
+    if not match:
+        raise ValueError("not a Proxmox task id (UPID): %r" % (upid,))
+    return match.groupdict()
+
+
+def _reason(exc):
+    text = str(getattr(exc, "content", "") or "")
+    if getattr(exc, "errors", None) and " - " in text:
+        text = text.rsplit(" - ", 1)[0]
+    return text.strip()
+
+
+class PveClient(object):
+    """Thin wrapper over proxmoxer's HTTPS backend with clear errors and task waiting."""
+
+    def __init__(self, host, token_id, token_secret, port=8006, validate_certs=True, ca_path=None,
+                 timeout=30, task_timeout=300, poll_interval=1.0):
+        if not HAS_PROXMOXER:
+            raise PveApiError("the Python library proxmoxer (and requests) is required on the host that runs "
+                              "this module: pip install proxmoxer requests (%s)" % PROXMOXER_IMPORT_ERROR)
+        user, name = parse_token_id(token_id)
+        if not token_secret:
+            raise PveApiError("api_token_secret is empty: give the secret printed by 'pveum user token add' "
+                              "(or set PROXMOX_TOKEN_SECRET)")
+        self.host = host
+        self.port = int(port)
+        self.token_id = token_id
+        self.task_timeout = task_timeout
+        self.poll_interval = poll_interval
+        verify = ca_path if (validate_certs and ca_path) else bool(validate_certs)
+        self.endpoint = "https://%s:%s" % (host if ":" not in host else "[%s]" % host, self.port)
+        self._api = ProxmoxAPI(host, port=self.port, user=user, token_name=name, token_value=token_secret,
+                               verify_ssl=verify, timeout=timeout, service="PVE")
+
+    # ---- requests ----------------------------------------------------------------------------
+    def _call(self, method, path, params):
+        segments = [str(s) for s in path.strip("/").split("/")] if isinstance(path, str) else [str(s) for s in path]
+        resource = self._api(segments)
+        text_path = "/" + "/".join(segments)
+        params = dict((k, v) for k, v in (params or {}).items() if v is not None)
+        try:
+            return getattr(resource, method.lower())(**params)
+        except ResourceException as exc:
+            raise self._api_error(exc, method, text_path) from None
+        except requests.exceptions.SSLError as exc:
+            raise PveApiError(
+                "TLS certificate of %s could not be verified (%s). Give ca_path the CA that signed the PVE "
+                "certificate (on the PVE host: /etc/pve/pve-root-ca.pem), or set validate_certs=false only "
+                "on a trusted network." % (self.endpoint, _short(exc))) from None
+        except requests.exceptions.Timeout:
+            raise PveApiError("%s %s on %s timed out; raise timeout or check the host" % (
+                method, text_path, self.endpoint)) from None
+        except requests.exceptions.ConnectionError as exc:
+            raise PveApiError("cannot connect to the Proxmox VE API at %s (%s): check api_host/api_port "
+                              "and that pveproxy is running" % (self.endpoint, _short(exc))) from None
+
+    def _api_error(self, exc, method, path):
+        status = getattr(exc, "status_code", None)
+        reason = _reason(exc)
+        errors = getattr(exc, "errors", None) or {}
+        where = "%s %s" % (method, path)
+        if status == 401:
+            msg = ("authentication failure (HTTP 401) at %s: the API token %s was refused. Check api_token_id "
+                   "(USER@REALM!TOKENNAME) and api_token_secret, and that the token exists, is enabled and has "
+                   "not expired (pveum user token list USER@REALM)." % (self.endpoint, self.token_id))
+        elif status == 403:
+            msg = ("permission denied (HTTP 403) for %s: %s. Grant the token (and, with privilege separation, "
+                   "its user) that privilege, e.g. pveum acl modify / --tokens '%s' --roles PVEAdmin"
+                   % (where, reason, self.token_id))
+        elif status == 400 and isinstance(errors, dict) and errors:
+            detail = "; ".join("%s: %s" % (k, str(v).strip()) for k, v in sorted(errors.items()))
+            msg = "Proxmox VE refused %s: parameter verification failed: %s" % (where, detail)
+        elif status == 501:
+            msg = "Proxmox VE does not implement %s (HTTP 501: %s); is the PVE version too old?" % (where, reason)
+        else:
+            msg = "Proxmox VE API error on %s (HTTP %s): %s" % (where, status, reason)
+        return PveApiError(msg, status=status, errors=errors if isinstance(errors, dict) else {}, reason=reason)
+
+    def get(self, path, **params):
+        return self._call("GET", path, params)
+
+    def post(self, path, **params):
+        return self._call("POST", path, params)
+
+    def put(self, path, **params):
+        return self._call("PUT", path, params)
+
+    def delete(self, path, **params):
+        return self._call("DELETE", path, params)
+
+    # ---- tasks -------------------------------------------------------------------------------
+    def wait_task(self, upid, timeout=None, what=None):
+        """Poll ``/nodes/{node}/tasks/{upid}/status`` until the task stops; raise PveTaskError unless OK.
+
+        ``WARNINGS: n`` counts as success (the task finished, with warnings in its log), like
+        community.proxmox does.
+        """
+        fields = parse_upid(upid)
+        deadline = time.monotonic() + (timeout or self.task_timeout)
+        label = what or "%s task for %s" % (fields["type"], fields["id"] or fields["node"])
+        while True:
+            status = self.get(["nodes", fields["node"], "tasks", upid, "status"])
+            if status.get("status") == "stopped":
+                exit_status = str(status.get("exitstatus", ""))
+                if exit_status == "OK" or exit_status.startswith("WARNINGS"):
+                    return status
+                raise PveTaskError("%s failed on node %s: %s (task %s; see its log in the PVE web UI or "
+                                   "pvesh get /nodes/%s/tasks/%s/log)" % (label, fields["node"], exit_status.strip(),
+                                                                         upid, fields["node"], upid),
+                                   reason=exit_status)
+            if time.monotonic() > deadline:
+                raise PveTaskError("%s on node %s did not finish within %ss (task %s still %s); raise "
+                                   "task_timeout or look at the task in the PVE web UI"
+                                   % (label, fields["node"], timeout or self.task_timeout, upid,
+                                      status.get("status")))
+            time.sleep(self.poll_interval)
+
+    # ---- helpers used by several modules ----------------------------------------------------
+    def nodes(self):
+        return sorted(n["node"] for n in self.get("nodes"))
+
+    def require_node(self, node):
+        """Fail clearly when ``node`` is not a member of the cluster."""
+        known = self.nodes()
+        if node not in known:
+            raise PveApiError("node %r is not a node of this Proxmox VE cluster (nodes: %s): give the node name "
+                              "as shown by 'pvecm nodes' or in the web UI" % (node, ", ".join(known) or "none"))
+
+    def hardware_pci(self, node):
+        """All PCI devices of ``node``, bridges included (the API hides classes 05/06/0b by default)."""
+        return self.get(["nodes", node, "hardware", "pci"], **{"pci-class-blacklist": ""})
+
+
+def _short(exc):
+    text = str(exc)
+    return text if len(text) < 300 else text[:300] + "..."
+
+
+def client_from_params(params):
+    """Build a PveClient from module parameters named as in CONNECTION_ARGSPEC."""
+    return PveClient(
+        host=params["api_host"], port=params.get("api_port") or 8006, token_id=params["api_token_id"],
+        token_secret=params["api_token_secret"], validate_certs=params.get("validate_certs", True),
+        ca_path=params.get("ca_path"), timeout=params.get("timeout") or 30,
+        task_timeout=params.get("task_timeout") or 300)
+
+
+DIGEST_CONFLICT_RE = re.compile(r"detected modified configuration", re.I)
+
+
+def is_digest_conflict(exc):
+    """True when PVE refused a write because the config changed since it was read."""
+    return isinstance(exc, PveApiError) and bool(DIGEST_CONFLICT_RE.search(exc.message))
+
+
+class PciMappingStore(object):
+    """Read and write ``/cluster/mapping/pci/{id}`` (the cluster-wide PCI resource mappings)."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def get(self, name):
+        """The mapping as PVE returns it (with ``digest``), or None when it does not exist."""
+        for entry in self.client.get(["cluster", "mapping", "pci"]):
+            if entry.get("id") == name:
+                return self.client.get(["cluster", "mapping", "pci", name])
+        return None
+
+    def create(self, name, map_entries, description=None):
+        self.client.post(["cluster", "mapping", "pci"], id=name, map=list(map_entries), description=description)
+
+    def update(self, name, map_entries, description=None, delete=None, digest=None):
+        self.client.put(["cluster", "mapping", "pci", name], map=list(map_entries), description=description,
+                        delete=",".join(delete) if delete else None, digest=digest)
+
+    def delete(self, name):
+        self.client.delete(["cluster", "mapping", "pci", name])
+
+    def check_node(self, name, node):
+        """PVE's own diagnostics of the mapping on ``node`` (GET ...?check-node=)."""
+        for entry in self.client.get(["cluster", "mapping", "pci"], **{"check-node": node}):
+            if entry.get("id") == name:
+                return entry.get("checks", [])
+        return []

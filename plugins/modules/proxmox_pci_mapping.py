@@ -1,0 +1,420 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) homelab.gpu_passthrough contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: proxmox_pci_mapping
+short_description: Manage a Proxmox VE cluster PCI resource mapping through the API
+version_added: 0.1.0
+description:
+  - Creates, updates or removes C(/cluster/mapping/pci/{id}), the cluster-wide PCI resource mapping
+    that a VM references with C(hostpciN: mapping=<id>). API tokens cannot attach raw C(host=)
+    devices (Proxmox VE allows that only to C(root@pam) with a password), so a mapping is how
+    token-based automation passes a GPU through.
+  - Give the map entries yourself with O(map), or let the module build the entry of one node from
+    that node's C(/nodes/{node}/hardware/pci) data with O(from_node). O(from_node) refuses a GPU whose
+    IOMMU group is not isolated, using the same verdict code as M(homelab.gpu_passthrough.gpu_isolation).
+  - Entries given in O(map) are compared with the hardware of their node before anything is written
+    (ids, IOMMU group, subsystem id; the checks PVE itself makes when a VM using the mapping starts),
+    and an unknown node is refused.
+  - Updates send the C(digest) read before, so a concurrent change is never overwritten; on a digest
+    conflict the module reads the mapping once more and retries once, then fails with a clear message.
+  - Authentication is by API token only (C(Authorization: PVEAPIToken=...)). The secret is never logged.
+author:
+  - homelab.gpu_passthrough contributors
+requirements:
+  - proxmoxer >= 2.0 and requests on the host that runs the module (usually the controller, with
+    C(delegate_to: localhost)).
+options:
+  api_host:
+    description:
+      - Host name or address of a Proxmox VE node (the API listens on O(api_port)).
+      - Falls back to the environment variable E(PROXMOX_HOST).
+    type: str
+    required: true
+  api_port:
+    description:
+      - TCP port of the API. Falls back to E(PROXMOX_PORT).
+    type: int
+    default: 8006
+  api_token_id:
+    description:
+      - Token id, V(USER@REALM!TOKENNAME), for example V(automation@pve!ansible).
+      - Falls back to E(PROXMOX_TOKEN_ID).
+    type: str
+    required: true
+  api_token_secret:
+    description:
+      - The token's secret (a UUID printed once by C(pveum user token add)). Never logged.
+      - Falls back to E(PROXMOX_TOKEN_SECRET).
+    type: str
+    required: true
+  validate_certs:
+    description:
+      - Verify the TLS certificate of the API. Falls back to E(PROXMOX_VALIDATE_CERTS).
+      - Keep it on and give O(ca_path) for the self-signed PVE CA.
+    type: bool
+    default: true
+  ca_path:
+    description:
+      - CA bundle that signed the API certificate, e.g. a copy of C(/etc/pve/pve-root-ca.pem).
+    type: path
+  timeout:
+    description: Seconds to wait for each HTTP request.
+    type: int
+    default: 30
+  task_timeout:
+    description: Seconds to wait for a Proxmox worker task (not used by mappings, kept for symmetry).
+    type: int
+    default: 300
+  name:
+    description:
+      - Id of the mapping (a PVE configuration id, for example V(gpu-quadro-m4000)).
+    type: str
+    required: true
+    aliases: [id]
+  description:
+    description:
+      - Description of the mapping. Left as it is when not given.
+    type: str
+  state:
+    description:
+      - V(present) creates or updates the mapping, V(absent) removes it.
+    type: str
+    choices: [present, absent]
+    default: present
+  map:
+    description:
+      - The complete list of map entries (one per node). Replaces the entries PVE has.
+      - Mutually exclusive with O(from_node).
+    type: list
+    elements: dict
+    suboptions:
+      node:
+        description: Cluster node name.
+        type: str
+        required: true
+      path:
+        description:
+          - PCI path, V(0000:03:00) for the whole card (all functions) or V(0000:03:00.0) for one function.
+        type: str
+        required: true
+      id:
+        description: C(vendor:device) of the device (function .0 for a whole card), e.g. V(10de:13f1).
+        type: str
+        required: true
+      iommugroup:
+        description: IOMMU group of the device, as the node reports it.
+        type: int
+      subsystem_id:
+        description: C(subsystem-vendor:subsystem-device) when the device reports one (PVE then requires it).
+        type: str
+      description:
+        description: Description of this node's device (no C(,) or C(=)).
+        type: str
+  from_node:
+    description:
+      - Build the entry of one node from its C(/nodes/{node}/hardware/pci) data and replace that node's
+        entry; entries of other nodes are kept.
+      - Mutually exclusive with O(map).
+    type: dict
+    suboptions:
+      node:
+        description: Cluster node name.
+        type: str
+        required: true
+      gpu_address:
+        description: PCI address of the GPU on that node. Default is the first NVIDIA display controller.
+        type: str
+      gpu_vendor_device:
+        description: C(vendor:device) of the GPU, e.g. V(10de:13f1), when the address is not known.
+        type: str
+      allow_boot_vga:
+        description: Accept a GPU that is the host's boot display (the PVE API cannot tell; kept for symmetry).
+        type: bool
+        default: false
+  check_hardware:
+    description:
+      - Compare the entries of O(map) with their node's hardware before writing and fail on a difference.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    description: Reads the mapping and the hardware, reports what would change, writes nothing.
+  diff_mode:
+    support: full
+    description: Shows the mapping before and after.
+  idempotent:
+    support: full
+    description: A second run with the same options changes nothing.
+notes:
+  - The PVE privileges needed are C(Mapping.Modify) on C(/mapping/pci) and C(Sys.Audit) on C(/) (to read
+    the hardware).
+seealso:
+  - module: homelab.gpu_passthrough.proxmox_node_pci_info
+  - module: homelab.gpu_passthrough.gpu_isolation
+"""
+
+EXAMPLES = r"""
+- name: Map the node's NVIDIA GPU, refusing it unless its IOMMU group is isolated
+  homelab.gpu_passthrough.proxmox_pci_mapping:
+    api_host: pve.example.org
+    api_token_id: automation@pve!ansible
+    api_token_secret: "{{ vault_pve_token_secret }}"
+    ca_path: files/pve-root-ca.pem
+    name: gpu-quadro-m4000
+    description: Quadro M4000 for the whisper VM
+    from_node:
+      node: pve
+      gpu_vendor_device: "10de:13f1"
+  delegate_to: localhost
+
+- name: Give the entries explicitly (checked against the node's hardware)
+  homelab.gpu_passthrough.proxmox_pci_mapping:
+    name: gpu-quadro-m4000
+    map:
+      - node: pve
+        path: "0000:03:00"
+        id: "10de:13f1"
+        iommugroup: 15
+        subsystem_id: "10de:1153"
+  delegate_to: localhost
+
+- name: Remove the mapping
+  homelab.gpu_passthrough.proxmox_pci_mapping:
+    name: gpu-quadro-m4000
+    state: absent
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+mapping:
+  description: The mapping after the run (V(null) when absent); in check mode, what it would be.
+  returned: always
+  type: dict
+  sample: {"id": "gpu-quadro-m4000", "map": ["node=pve,path=0000:03:00,id=10de:13f1,iommugroup=15,subsystem-id=10de:1153"]}
+map_entries:
+  description: The map entries as dicts (keys as in PVE).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"node": "pve", "path": "0000:03:00", "id": "10de:13f1", "iommugroup": 15, "subsystem-id": "10de:1153"}]
+digest:
+  description: Digest of the mapping configuration after the run (V(null) in check mode when it changed).
+  returned: always
+  type: str
+  sample: 5f1e6f5a0c8b8a1d9b3f8f2a6e1c3d4b5a6f7e8d
+verdict:
+  description:
+    - With O(from_node), the isolation verdict of the GPU, the same keys as
+      M(homelab.gpu_passthrough.gpu_isolation) returns (isolated, status, group, functions, intruders, ...).
+  returned: when O(from_node) is given
+  type: dict
+  sample: {"isolated": true, "status": "isolated", "group": 15, "mapping_path": "0000:03:00"}
+retried_after_digest_conflict:
+  description: V(true) when PVE reported a concurrent change and the module re-read and retried once.
+  returned: always
+  type: bool
+  sample: false
+msg:
+  description: What was done.
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback
+
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.iommu import GpuSelectionError
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_api import (
+    PciMappingStore,
+    PveApiError,
+    client_from_params,
+    connection_argspec,
+    is_digest_conflict,
+)
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_pci import (
+    MapEntryError,
+    canonical_map,
+    check_mapping_id,
+    devices_from_hardware_pci,
+    entry_from_node,
+    entry_problems,
+    mapping_state,
+    merge_node_entries,
+    normalize_entry,
+    parse_map_entry,
+    state_text,
+)
+
+_VERDICT_KEYS = ("isolated", "status", "group", "groups", "gpu", "functions", "upstream_bridges", "intruders",
+                 "vfio_ids", "drivers", "mapping_path", "topology_known", "boot_vga", "reasons", "message")
+
+
+def desired_entries(module, client, store_current):
+    """Return (list of canonical entry strings, verdict or None)."""
+    params = module.params
+    verdict = None
+    if params["from_node"]:
+        spec = params["from_node"]
+        client.require_node(spec["node"])
+        devices = devices_from_hardware_pci(client.hardware_pci(spec["node"]))
+        try:
+            entry, verdict = entry_from_node(spec["node"], devices, gpu_address=spec.get("gpu_address"),
+                                             gpu_vendor_device=spec.get("gpu_vendor_device"),
+                                             allow_boot_vga=spec.get("allow_boot_vga"))
+        except (GpuSelectionError, ValueError) as exc:
+            module.fail_json(msg="node %s: %s" % (spec["node"], exc))
+        short = dict((k, verdict[k]) for k in _VERDICT_KEYS)
+        if not verdict["isolated"]:
+            module.fail_json(msg="refusing to map %s on node %s: %s" % (verdict["gpu"]["address"], spec["node"],
+                                                                       verdict["message"]), verdict=short)
+        current_map = (store_current or {}).get("map") or []
+        return merge_node_entries(current_map, [entry]), short
+    entries = []
+    for raw in params["map"]:
+        try:
+            entries.append(normalize_entry(raw))
+        except MapEntryError as exc:
+            module.fail_json(msg=str(exc))
+    seen = set()
+    for entry in entries:
+        if entry["node"] in seen:
+            module.fail_json(msg="node %s has more than one entry in map: give one entry per node (several "
+                                 "paths of one node go into one entry, separated by ';')" % entry["node"])
+        seen.add(entry["node"])
+    if params["check_hardware"]:
+        for node in sorted(seen):
+            client.require_node(node)
+            devices = devices_from_hardware_pci(client.hardware_pci(node))
+            problems = []
+            for entry in (e for e in entries if e["node"] == node):
+                problems.extend(entry_problems(entry, devices))
+            if problems:
+                module.fail_json(msg="the map entry for node %s disagrees with that node's hardware, so Proxmox VE "
+                                     "would refuse to start a VM with it: %s. Fix the entry (or use from_node to "
+                                     "fill it from the hardware)." % (node, "; ".join(problems)))
+    return canonical_map(entries), verdict
+
+
+def write(module, store, name, current, want_map, description):
+    """Create or update; on a digest conflict re-read once and retry. Returns (retried, mapping)."""
+    retried = False
+    for attempt in (1, 2):
+        try:
+            if current is None:
+                store.create(name, want_map, description)
+            else:
+                store.update(name, want_map, description=description, digest=current.get("digest"))
+            return retried, store.get(name)
+        except PveApiError as exc:
+            if not is_digest_conflict(exc) or attempt == 2:
+                if is_digest_conflict(exc):
+                    module.fail_json(msg="mapping %s was changed by someone else while this task ran, twice in a row "
+                                         "(digest conflict: %s). Nothing was overwritten; run the task again when "
+                                         "the other change is done." % (name, exc.message))
+                raise
+            retried = True
+            current = store.get(name)
+            if current is not None and mapping_state(current) == _want_state(want_map, description, current):
+                return retried, current
+    return retried, current  # pragma: no cover
+
+
+def _want_state(want_map, description, current):
+    state = {"map": canonical_map(want_map)}
+    desc = description if description is not None else (current or {}).get("description")
+    if desc not in (None, ""):
+        state["description"] = desc
+    return state
+
+
+def main():
+    argument_spec = connection_argspec(env_fallback)
+    argument_spec.update(
+        name=dict(type="str", required=True, aliases=["id"]),
+        description=dict(type="str"),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        map=dict(type="list", elements="dict", options=dict(
+            node=dict(type="str", required=True),
+            path=dict(type="str", required=True),
+            id=dict(type="str", required=True),
+            iommugroup=dict(type="int"),
+            subsystem_id=dict(type="str"),
+            description=dict(type="str"),
+        )),
+        from_node=dict(type="dict", options=dict(
+            node=dict(type="str", required=True),
+            gpu_address=dict(type="str"),
+            gpu_vendor_device=dict(type="str"),
+            allow_boot_vga=dict(type="bool", default=False),
+        )),
+        check_hardware=dict(type="bool", default=True),
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        mutually_exclusive=[("map", "from_node")],
+        required_if=[("state", "present", ("map", "from_node"), True)],
+        supports_check_mode=True,
+    )
+    params = module.params
+    name = params["name"]
+    try:
+        check_mapping_id(name)
+        client = client_from_params(params)
+        store = PciMappingStore(client)
+        current = store.get(name)
+        before = mapping_state(current)
+        result = dict(changed=False, retried_after_digest_conflict=False)
+        if params["state"] == "absent":
+            if current is not None and not module.check_mode:
+                store.delete(name)
+            result.update(changed=current is not None, mapping=None, map_entries=[], digest=None,
+                          msg=("removed mapping %s" % name) if current is not None else "mapping %s is absent" % name)
+            if module._diff:
+                result["diff"] = dict(before=state_text(name, before), after="",
+                                      before_header="mapping %s" % name, after_header="mapping %s" % name)
+            module.exit_json(**result)
+
+        want_map, verdict = desired_entries(module, client, current)
+        after = _want_state(want_map, params["description"], current)
+        changed = before != after
+        if verdict is not None:
+            result["verdict"] = verdict
+        mapping = current
+        if changed and not module.check_mode:
+            desc = params["description"]
+            retried, mapping = write(module, store, name, current, want_map, desc)
+            result["retried_after_digest_conflict"] = retried
+            after = mapping_state(mapping)
+        elif changed:
+            mapping = dict(id=name, map=after["map"], digest=None)
+            if "description" in after:
+                mapping["description"] = after["description"]
+        mapping = dict(mapping or {})
+        mapping["id"] = name
+        mapping.pop("type", None)
+        result.update(
+            changed=changed,
+            mapping=dict((k, v) for k, v in mapping.items() if k != "digest"),
+            map_entries=[parse_map_entry(m) for m in after["map"]],
+            digest=mapping.get("digest"),
+            msg=("%s mapping %s" % ("created" if current is None else "updated", name)) if changed
+            else "mapping %s is up to date" % name,
+        )
+        if module._diff:
+            result["diff"] = dict(before=state_text(name, before), after=state_text(name, after),
+                                  before_header="mapping %s" % name, after_header="mapping %s" % name)
+        module.exit_json(**result)
+    except (PveApiError, MapEntryError) as exc:
+        module.fail_json(msg=str(exc))
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+
+
+if __name__ == "__main__":
+    main()

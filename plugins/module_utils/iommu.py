@@ -351,56 +351,57 @@ def isolation_verdict(gpu_address, devices, allow_boot_vga=False):
     groups = sorted(groups)
     boot_vga = gpu.get("boot_vga")
 
-    if group is None:
-        problems.append("no_iommu_group")
-        reasons.append(
-            "%s has no IOMMU group: the IOMMU is off (or the kernel did not put this device in a group), "
-            "so VFIO cannot pass it through." % gpu_addr
-        )
-    else:
-        for func in functions:
-            if func is not gpu and func.get("iommu_group") is None:
+    iommu_seen = any(d.get("iommu_group") is not None for d in index.values())
+    for func in functions:
+        if func.get("iommu_group") is None:
+            if "no_iommu_group" not in problems:
                 problems.append("no_iommu_group")
+            if not iommu_seen:
                 reasons.append(
-                    "function %s of the card has no IOMMU group, so the whole card cannot be passed through."
-                    % func["address"]
+                    "%s has no IOMMU group and no device has one: the IOMMU is off, so VFIO cannot pass "
+                    "anything through." % func["address"]
                 )
-        members = sorted(
-            (d for a, d in index.items() if d.get("iommu_group") is not None and d.get("iommu_group") in groups),
-            key=lambda d: address_sort_key(d.get("address")),
-        )
-        for dev in members:
-            addr = normalize_pci_address(dev["address"])
-            if addr in function_addrs:
-                continue
-            bridge = bool(dev.get("is_bridge")) or is_bridge_class(dev.get("class_id"))
-            if bridge and topology_known and addr in upstream_set:
-                upstream_bridges.append(dev)
-            elif bridge and not topology_known:
-                upstream_bridges.append(dev)
-                unverified_bridges.append(dev)
             else:
-                intruders.append(dev)
-        for func in functions:
-            if func.get("iommu_group") is not None and func.get("iommu_group") != group:
                 reasons.append(
-                    "function %s is in its own IOMMU group %s (checked too: it is passed along with the card)."
-                    % (func["address"], func["iommu_group"])
+                    "%s has no IOMMU group although other devices have one, so VFIO cannot pass it "
+                    "(and therefore the card) through." % func["address"]
                 )
-        if unverified_bridges:
+    members = sorted(
+        (d for a, d in index.items() if d.get("iommu_group") is not None and d.get("iommu_group") in groups),
+        key=lambda d: address_sort_key(d.get("address")),
+    )
+    for dev in members:
+        addr = normalize_pci_address(dev["address"])
+        if addr in function_addrs:
+            continue
+        bridge = bool(dev.get("is_bridge")) or is_bridge_class(dev.get("class_id"))
+        if bridge and topology_known and addr in upstream_set:
+            upstream_bridges.append(dev)
+        elif bridge and not topology_known:
+            upstream_bridges.append(dev)
+            unverified_bridges.append(dev)
+        else:
+            intruders.append(dev)
+    for func in functions:
+        if group is not None and func.get("iommu_group") is not None and func.get("iommu_group") != group:
             reasons.append(
-                "the PCI topology is unknown (no parent bridge data, e.g. from the Proxmox API), so it could "
-                "not be verified that %s %s upstream of the GPU; accepted because a bridge cannot hide a device: "
-                "an endpoint behind a bridge without ACS lands in this group and would be listed as an intruder."
-                % (", ".join(d["address"] for d in unverified_bridges),
-                   "is" if len(unverified_bridges) == 1 else "are")
+                "function %s is in its own IOMMU group %s (checked too: it is passed along with the card)."
+                % (func["address"], func["iommu_group"])
             )
-        if intruders:
-            problems.append("intruders")
-            for dev in intruders:
-                why = "a bridge that is not upstream of the GPU" if (
-                    dev.get("is_bridge") or is_bridge_class(dev.get("class_id"))) else "not part of the card"
-                reasons.append("IOMMU group %s also holds %s: %s." % (dev.get("iommu_group"), describe_device(dev), why))
+    if unverified_bridges:
+        reasons.append(
+            "the PCI topology is unknown (no parent bridge data, e.g. from the Proxmox API), so it could "
+            "not be verified that %s %s upstream of the GPU; accepted because a bridge cannot hide a device: "
+            "an endpoint behind a bridge without ACS lands in this group and would be listed as an intruder."
+            % (", ".join(d["address"] for d in unverified_bridges),
+               "is" if len(unverified_bridges) == 1 else "are")
+        )
+    if intruders:
+        problems.append("intruders")
+        for dev in intruders:
+            why = "a bridge that is not upstream of the GPU" if (
+                dev.get("is_bridge") or is_bridge_class(dev.get("class_id"))) else "not part of the card"
+            reasons.append("IOMMU group %s also holds %s: %s." % (dev.get("iommu_group"), describe_device(dev), why))
     if boot_vga and not allow_boot_vga:
         problems.append("boot_vga")
         reasons.append(
@@ -427,21 +428,29 @@ def isolation_verdict(gpu_address, devices, allow_boot_vga=False):
         "boot_vga": boot_vga,
         "reasons": reasons,
     }
-    verdict["message"] = _message(verdict, problems)
+    verdict["message"] = _message(verdict, problems, iommu_seen)
     return verdict
 
 
-def _message(v, problems):
+def _message(v, problems, iommu_seen):
     gpu = v["gpu"]
     gpu_text = describe_device(gpu)
-    if "no_iommu_group" in problems:
-        return (
+    sentences = []
+    if "no_iommu_group" in problems and not iommu_seen:
+        sentences.append(
             "%s is in no IOMMU group, so it cannot be passed through: the IOMMU is off. Enable VT-d (Intel) "
             "or AMD-Vi/IOMMU (AMD) in the firmware setup; on Intel with a kernel older than 6.8 also add "
             "intel_iommu=on to the kernel command line (the proxmox_vfio role of this collection does that), "
             "reboot, and run this check again." % gpu_text
         )
-    sentences = []
+    elif "no_iommu_group" in problems:
+        missing = [f["address"] for f in v["functions"] if f.get("iommu_group") is None]
+        sentences.append(
+            "%s cannot be passed through: %s %s in no IOMMU group although the IOMMU is on for other devices. "
+            "Look for DMAR/AMD-Vi errors about %s in the kernel log (journalctl -k), update the firmware, "
+            "or try another slot." % (gpu_text, ", ".join(missing), "is" if len(missing) == 1 else "are",
+                                      "it" if len(missing) == 1 else "them")
+        )
     if "intruders" in problems:
         names = "; ".join(describe_device(d) for d in v["intruders"])
         sentences.append(

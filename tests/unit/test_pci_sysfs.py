@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""pci_sysfs.py on built trees and on this machine's real /sys."""
+from __future__ import annotations
+
+import os
+
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils import pci_sysfs
+
+from sysfs_tree import INTEL_IR_INTERRUPTS, PLAIN_INTERRUPTS, build_tree, make_device
+
+
+def _tree(tmp_path, **kwargs):
+    devices = [
+        make_device("0000:00:01.0", "8086", "1901", "060400", 1, [], driver="pcieport"),
+        make_device("0000:01:00.0", "10de", "13f1", "030000", 1, ["0000:00:01.0"], driver="vfio-pci",
+                    boot_vga=False, subsystem_vendor_id="10de", subsystem_device_id="1152"),
+        make_device("0000:01:00.1", "10de", "0fbb", "040300", 1, ["0000:00:01.0"]),
+    ]
+    build_tree(str(tmp_path), devices, **kwargs)
+    return devices
+
+
+def test_reader_round_trip(tmp_path):
+    devices = _tree(tmp_path, cmdline="BOOT_IMAGE=/vmlinuz quiet intel_iommu=on iommu=pt")
+    assert pci_sysfs.read_pci_devices(str(tmp_path)) == devices
+    gpu = pci_sysfs.read_pci_devices(str(tmp_path))[1]
+    assert gpu["parent_bridges"] == ["0000:00:01.0"]
+    assert gpu["driver"] == "vfio-pci" and gpu["boot_vga"] is False and gpu["subsystem_device_id"] == "1152"
+
+
+def test_iommu_state_intel_with_remapping(tmp_path):
+    _tree(tmp_path, cmdline="BOOT_IMAGE=/vmlinuz quiet intel_iommu=on iommu=pt pcie_acs_override -- x=1",
+          interrupts=INTEL_IR_INTERRUPTS, iommu_units=("dmar0", "dmar1"), intel_ecap="f050da")
+    state = pci_sysfs.iommu_state(str(tmp_path))
+    assert state["enabled"] is True and state["group_count"] == 1 and state["groups"] == [1]
+    assert state["interrupt_remapping"] is True
+    assert state["interrupt_remapping_supported"] is True  # 0xf050da has bit 3 set
+    assert state["vendor"] == "intel" and state["units"] == ["dmar0", "dmar1"]
+    assert state["cmdline_options"] == {"intel_iommu": "on", "iommu": "pt", "pcie_acs_override": True}
+    assert state["default_domain_type"] == "DMA-FQ" and state["domain_types"] == {"DMA-FQ": 1}
+
+
+def test_iommu_state_without_remapping_support(tmp_path):
+    _tree(tmp_path, interrupts=PLAIN_INTERRUPTS, iommu_units=("dmar0",), intel_ecap="f050d2")
+    state = pci_sysfs.iommu_state(str(tmp_path))
+    assert state["interrupt_remapping"] is False
+    assert state["interrupt_remapping_supported"] is False
+
+
+def test_iommu_state_amd_and_unknown_remapping(tmp_path):
+    _tree(tmp_path, interrupts="           CPU0\nNMI:          0   Non-maskable interrupts\n", iommu_units=("ivhd0",))
+    state = pci_sysfs.iommu_state(str(tmp_path))
+    assert state["vendor"] == "amd" and state["interrupt_remapping_supported"] is None
+    assert state["interrupt_remapping"] is None
+    assert state["interrupt_remapping_source"].startswith("unknown")
+
+
+def test_empty_and_missing_roots(tmp_path):
+    assert pci_sysfs.read_pci_devices(str(tmp_path / "nothing")) == []
+    state = pci_sysfs.iommu_state(str(tmp_path / "nothing"))
+    assert state["enabled"] is False and state["interrupt_remapping"] is None and state["cmdline"] == ""
+
+
+def test_garbage_files_do_not_crash(tmp_path):
+    _tree(tmp_path)
+    entry = os.path.join(str(tmp_path), "sys", "bus", "pci", "devices", "0000:01:00.0")
+    with open(os.path.join(entry, "class"), "w", encoding="utf-8") as handle:
+        handle.write("zz\n")
+    with open(os.path.join(entry, "vendor"), "w", encoding="utf-8") as handle:
+        handle.write("0x10de0000000\n")
+    os.remove(os.path.join(entry, "device"))
+    gpu = pci_sysfs.read_pci_devices(str(tmp_path))[1]
+    assert (gpu["class_id"], gpu["vendor_id"], gpu["device_id"]) == ("", "", "")
+
+
+def test_groups_listing():
+    devices = [make_device("0000:00:01.0", "8086", "1901", "060400", 3),
+               make_device("0000:00:00.0", "8086", "1900", "060000", 3),
+               make_device("0000:00:02.0", "8086", "3e92", "030000", None)]
+    assert pci_sysfs.iommu_groups(devices) == [{"group": 3, "devices": ["0000:00:00.0", "0000:00:01.0"]}]
+
+
+def test_real_sys_of_this_machine():
+    """The real /sys: every device listed by the kernel is read, none crashes; groups match the kernel's."""
+    devices = pci_sysfs.read_pci_devices("/")
+    names = sorted(os.listdir("/sys/bus/pci/devices")) if os.path.isdir("/sys/bus/pci/devices") else []
+    assert [d["address"] for d in devices] == names
+    for device in devices:
+        assert len(device["vendor_id"]) == 4 and len(device["class_id"]) == 6
+    state = pci_sysfs.iommu_state("/")
+    groups = os.listdir("/sys/kernel/iommu_groups") if os.path.isdir("/sys/kernel/iommu_groups") else []
+    assert state["enabled"] is bool(groups)
+    assert state["group_count"] == len(groups)
+    with open("/proc/cmdline", encoding="utf-8") as handle:
+        assert state["cmdline"] == handle.read().strip()

@@ -85,6 +85,8 @@ class Simulator:
         with open(tokens_file, "w", encoding="utf-8") as fh:
             json.dump(tokens, fh)
         ready = os.path.join(self.directory, "port")
+        if os.path.exists(ready):
+            os.unlink(ready)  # a stale file from an earlier run would point at a dead port
         self.log_file = os.path.join(self.directory, "simulated-pve.log")
         cmd = [sys.executable, os.path.join(HERE, "server.py"), "--cert", cert, "--key", key,
                "--tokens", tokens_file, "--ready-file", ready, "--log-file", self.log_file]

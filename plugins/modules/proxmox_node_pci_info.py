@@ -1,0 +1,239 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) homelab.gpu_passthrough contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: proxmox_node_pci_info
+short_description: PCI devices of a Proxmox VE node and the isolation verdict of its GPU, through the API
+version_added: 0.1.0
+description:
+  - Reads C(/nodes/{node}/hardware/pci) with an API token (bridges included) and returns the devices in
+    the same shape as M(homelab.gpu_passthrough.iommu_info).
+  - Selects a GPU (by O(gpu_address), by O(gpu_vendor_device), or the first NVIDIA display controller)
+    and returns the isolation verdict with the same keys as M(homelab.gpu_passthrough.gpu_isolation),
+    computed by the same shared code, plus the map entry a PCI resource mapping needs.
+  - The API gives no PCI topology, driver or boot display flag; the verdict says so in its reasons
+    (bridges in the group are accepted, since a bridge cannot hide an endpoint).
+  - Unlike M(homelab.gpu_passthrough.gpu_isolation) this module does not fail when the group is not
+    isolated; test RV(isolated) (M(homelab.gpu_passthrough.proxmox_pci_mapping) refuses such a GPU).
+author:
+  - homelab.gpu_passthrough contributors
+requirements:
+  - proxmoxer >= 2.0 and requests on the host that runs the module.
+options:
+  api_host:
+    description: Host name or address of a Proxmox VE node. Falls back to E(PROXMOX_HOST).
+    type: str
+    required: true
+  api_port:
+    description: TCP port of the API. Falls back to E(PROXMOX_PORT).
+    type: int
+    default: 8006
+  api_token_id:
+    description: Token id V(USER@REALM!TOKENNAME). Falls back to E(PROXMOX_TOKEN_ID).
+    type: str
+    required: true
+  api_token_secret:
+    description: The token's secret. Never logged. Falls back to E(PROXMOX_TOKEN_SECRET).
+    type: str
+    required: true
+  validate_certs:
+    description: Verify the API's TLS certificate. Falls back to E(PROXMOX_VALIDATE_CERTS).
+    type: bool
+    default: true
+  ca_path:
+    description: CA bundle that signed the API certificate (a copy of C(/etc/pve/pve-root-ca.pem)).
+    type: path
+  timeout:
+    description: Seconds to wait for each HTTP request.
+    type: int
+    default: 30
+  task_timeout:
+    description: Unused by this module (no tasks); accepted for symmetry with the other API modules.
+    type: int
+    default: 300
+  node:
+    description: Name of the cluster node to read.
+    type: str
+    required: true
+  gpu_address:
+    description: PCI address of the GPU (V(0000:03:00.0) or V(03:00.0)). Mutually exclusive with O(gpu_vendor_device).
+    type: str
+  gpu_vendor_device:
+    description: C(vendor:device) of the GPU, for example V(10de:13f1). Mutually exclusive with O(gpu_address).
+    type: str
+  allow_boot_vga:
+    description: Passed to the verdict; the API does not report the boot display, so it has no effect here.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; check mode returns the same data.
+  diff_mode:
+    support: none
+    description: Nothing is changed.
+  idempotent:
+    support: full
+    description: Read-only.
+seealso:
+  - module: homelab.gpu_passthrough.gpu_isolation
+  - module: homelab.gpu_passthrough.proxmox_pci_mapping
+"""
+
+EXAMPLES = r"""
+- name: Read the node's PCI devices and the GPU's isolation verdict
+  homelab.gpu_passthrough.proxmox_node_pci_info:
+    api_host: pve.example.org
+    api_token_id: automation@pve!ansible
+    api_token_secret: "{{ vault_pve_token_secret }}"
+    ca_path: files/pve-root-ca.pem
+    node: pve
+    gpu_vendor_device: "10de:13f1"
+  delegate_to: localhost
+  register: pci
+
+- name: Stop when the GPU cannot be passed through
+  ansible.builtin.assert:
+    that: pci.isolated
+    fail_msg: "{{ pci.msg }}"
+"""
+
+RETURN = r"""
+devices:
+  description: All PCI devices of the node, keys as M(homelab.gpu_passthrough.iommu_info) returns them
+    (C(driver), C(boot_vga) and C(parent_bridges) are V(null): the API does not report them).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"address": "0000:03:00.0", "vendor_id": "10de", "device_id": "13f1", "iommu_group": 15}]
+gpu_found:
+  description: V(false) when no GPU was given and the node has no NVIDIA display controller.
+  returned: always
+  type: bool
+isolated:
+  description: V(true) when the GPU can be passed through (V(null) when no GPU was found).
+  returned: always
+  type: bool
+status:
+  description: V(isolated), V(no_iommu_group), V(intruders), V(boot_vga), or V(no_gpu).
+  returned: always
+  type: str
+group:
+  description: IOMMU group of the GPU.
+  returned: when a GPU was found
+  type: int
+groups:
+  description: IOMMU groups of all functions of the card.
+  returned: when a GPU was found
+  type: list
+  elements: int
+gpu:
+  description: The selected GPU.
+  returned: when a GPU was found
+  type: dict
+functions:
+  description: All functions of the card.
+  returned: when a GPU was found
+  type: list
+  elements: dict
+upstream_bridges:
+  description: Bridges in the group (accepted, unverified: the API gives no topology).
+  returned: when a GPU was found
+  type: list
+  elements: dict
+intruders:
+  description: Devices in the group that block passthrough.
+  returned: when a GPU was found
+  type: list
+  elements: dict
+vfio_ids:
+  description: Unique C(vendor:device) pairs of the functions.
+  returned: when a GPU was found
+  type: list
+  elements: str
+drivers:
+  description: Always V(null) per function (the API does not report drivers).
+  returned: when a GPU was found
+  type: dict
+mapping_path:
+  description: C(path) for a PCI resource mapping (whole card).
+  returned: when a GPU was found
+  type: str
+  sample: "0000:03:00"
+topology_known:
+  description: Always V(false) through the API.
+  returned: when a GPU was found
+  type: bool
+boot_vga:
+  description: Always V(null) through the API.
+  returned: when a GPU was found
+  type: bool
+reasons:
+  description: Every observation behind the verdict.
+  returned: when a GPU was found
+  type: list
+  elements: str
+map_entry:
+  description: The map entry for this GPU (keys as in PVE), what M(homelab.gpu_passthrough.proxmox_pci_mapping) would write.
+  returned: when a GPU was found
+  type: dict
+  sample: {"node": "pve", "path": "0000:03:00", "id": "10de:13f1", "iommugroup": 15, "subsystem-id": "10de:1153"}
+msg:
+  description: The verdict in one paragraph.
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback
+
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.iommu import GpuSelectionError
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_api import (
+    PveApiError,
+    client_from_params,
+    connection_argspec,
+)
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_pci import (
+    devices_from_hardware_pci,
+    entry_from_node,
+)
+
+
+def main():
+    argument_spec = connection_argspec(env_fallback)
+    argument_spec.update(
+        node=dict(type="str", required=True),
+        gpu_address=dict(type="str"),
+        gpu_vendor_device=dict(type="str"),
+        allow_boot_vga=dict(type="bool", default=False),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=[("gpu_address", "gpu_vendor_device")],
+                           supports_check_mode=True)
+    params = module.params
+    try:
+        client = client_from_params(params)
+        client.require_node(params["node"])
+        devices = devices_from_hardware_pci(client.hardware_pci(params["node"]))
+    except (PveApiError, ValueError) as exc:
+        module.fail_json(msg=str(exc))
+    explicit = params["gpu_address"] or params["gpu_vendor_device"]
+    try:
+        entry, verdict = entry_from_node(params["node"], devices, gpu_address=params["gpu_address"],
+                                         gpu_vendor_device=params["gpu_vendor_device"],
+                                         allow_boot_vga=params["allow_boot_vga"])
+    except (GpuSelectionError, ValueError) as exc:
+        if explicit:
+            module.fail_json(msg="node %s: %s" % (params["node"], exc), devices=devices)
+        module.exit_json(changed=False, devices=devices, gpu_found=False, isolated=None, status="no_gpu",
+                         msg="node %s: %s" % (params["node"], exc))
+    result = dict((k, v) for k, v in verdict.items() if k != "message")
+    module.exit_json(changed=False, devices=devices, gpu_found=True, map_entry=entry, msg=verdict["message"],
+                     **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -42,6 +42,21 @@ options:
       - Ask C(nvidia-smi --query-gpu) for the compute capability and memory when it is installed.
     type: bool
     default: true
+  model_memory_mib:
+    description:
+      - GPU memory a CTranslate2 model needs, per compute type. When given, every GPU gets
+        RV(gpus[].model_fit) with the compute type that fits (float16 first, then
+        C(int8_float16) or C(int8)).
+    type: dict
+    suboptions:
+      float16:
+        description: MiB needed in float16.
+        type: int
+        required: true
+      int8:
+        description: MiB needed with int8 weights.
+        type: int
+        required: true
 attributes:
   check_mode:
     support: full
@@ -162,6 +177,12 @@ gpus:
         card cannot run it.
       type: str
       sample: null
+    model_fit:
+      description: Only with O(model_memory_mib). The compute type that fits the card
+        (V(null) when none does) and why.
+      type: dict
+      returned: when O(model_memory_mib) is given
+      sample: {"compute_type": "int8_float16", "reason": "float16 does not fit (4800 > 4096 MiB); int8_float16 needs ~3100 MiB"}
 nvidia_smi:
   description: Whether C(nvidia-smi) answered and its values were used.
   returned: always
@@ -197,6 +218,10 @@ def main():
             root=dict(type="path", default="/"),
             current_branch=dict(type="int", default=nvidia.DEFAULT_CURRENT_BRANCH),
             use_nvidia_smi=dict(type="bool", default=True),
+            model_memory_mib=dict(type="dict", options=dict(
+                float16=dict(type="int", required=True),
+                int8=dict(type="int", required=True),
+            )),
         ),
         supports_check_mode=True,
     )
@@ -216,7 +241,16 @@ def main():
         if not nvidia.is_display_class(device["class_id"]):
             continue
         seen = (smi or {}).get(nvidia.normalize_address(device["address"]))
-        gpus.append(nvidia.gpu_summary(device, current_branch=branch, smi=seen))
+        gpu = nvidia.gpu_summary(device, current_branch=branch, smi=seen)
+        need = module.params["model_memory_mib"]
+        if need:
+            if gpu["compute_capability"]:
+                ctype, reason = nvidia.memory_compute_type(
+                    gpu["compute_capability"], gpu["memory_mib"], need["float16"], need["int8"])
+            else:
+                ctype, reason = None, "compute capability unknown"
+            gpu["model_fit"] = {"compute_type": ctype, "reason": reason}
+        gpus.append(gpu)
     module.exit_json(changed=False, gpus=gpus, nvidia_smi=bool(smi))
 
 

@@ -93,3 +93,14 @@ def test_nvidia_smi_values_win_when_it_answers(tmp_path, capsys, monkeypatch):
     assert gpu["known_by"] == "range"
     assert (gpu["name"], gpu["memory_mib"], gpu["compute_capability_source"]) == (
         "NVIDIA GeForce GTX 1060 3GB", 3072, "nvidia-smi")
+
+
+def test_model_fit(tmp_path, capsys):
+    _code, out = _run(capsys, root=_seed_host(tmp_path), model_memory_mib={"float16": 12000, "int8": 6000})
+    fit = {g["pci_id"]: g["model_fit"]["compute_type"] for g in out["gpus"]}
+    # M4000: below CC 5.3; RTX 3090 24 GiB: float16; T4 16 GiB: float16
+    assert fit == {"10de:13f1": None, "10de:2204": "float16", "10de:1eb8": "float16"}
+    _code, out = _run(capsys, root=_seed_host(tmp_path / "b"), model_memory_mib={"float16": 20000, "int8": 9000})
+    fit = {g["pci_id"]: g["model_fit"] for g in out["gpus"]}
+    assert fit["10de:1eb8"]["compute_type"] == "int8_float16"
+    assert "does not fit" in fit["10de:1eb8"]["reason"]

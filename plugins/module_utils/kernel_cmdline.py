@@ -22,6 +22,8 @@ Semantics (what ``edit_segments`` does):
   ``intel_iommu=on`` is satisfied by ``intel_iommu=on,sm_on``; ``intel_iommu=off,sm_on`` becomes
   ``intel_iommu=on,sm_on`` (the contrary option is dropped, the others kept).
 * ``absent`` args: ``key`` removes every occurrence of the key, ``key=value`` only that exact one.
+  An absent ``key=value`` whose key is also wanted (``intel_iommu=off`` next to ``intel_iommu=on``)
+  is handled by the replacement above, so callers can pass a fixed list of contrary values.
 """
 from __future__ import annotations
 
@@ -192,7 +194,7 @@ def edit_segments(segments, present=(), absent=(), target=-1):
         seen[key] = arg
     for arg in absent:
         key = arg_key(arg)
-        if key in seen:
+        if key in seen and (split_arg(arg)[1] is None or _satisfies(arg, seen[key]) is None):
             raise CmdlineError(
                 "kernel argument %r is both wanted (%r) and to be removed: drop it from one list"
                 % (arg, seen[key])
@@ -225,8 +227,11 @@ def edit_segments(segments, present=(), absent=(), target=-1):
 
     changes = []
 
-    # absent first: it never touches wanted keys (checked above).
+    # absent first. A contrary value of a wanted key (absent intel_iommu=off, wanted
+    # intel_iommu=on) is left to the wanted pass, which replaces it in place.
     for arg in absent:
+        if arg_key(arg) in seen:
+            continue
         for head in heads:
             for token in [t for t in head if _matches_absent(t, arg)]:
                 head.remove(token)

@@ -80,6 +80,15 @@ def test_flag_and_key_value_forms():
     assert changes == [{"action": "removed", "arg": "pcie_acs_override=downstream"}]
 
 
+def test_absent_contrary_value_of_a_wanted_key_is_replaced_in_place():
+    absent = ["intel_iommu=off", "amd_iommu=off", "iommu=off"]
+    new, changes = kc.edit_cmdline("intel_iommu=off quiet amd_iommu=off", WANTED, absent)
+    assert new == "intel_iommu=on quiet iommu=pt"
+    assert [c["action"] for c in changes] == ["removed", "replaced", "added"]
+    with pytest.raises(kc.CmdlineError, match="both wanted"):
+        kc.edit_cmdline("quiet", ["iommu=pt"], ["iommu=pt"])
+
+
 def test_absent_with_value_removes_only_that_value():
     new, dummy = kc.edit_cmdline("amd_iommu=off amd_iommu=fullflush", [], ["amd_iommu=off"])
     assert new == "amd_iommu=fullflush"

@@ -198,15 +198,18 @@ from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pci_sysfs 
 )
 
 
-def iommu_off_message(state, gpu_text):
+def iommu_off_message(state, gpu, selection_error):
     cmdline = state.get("cmdline") or "(empty)"
-    return (
+    text = (
         "IOMMU is off: the kernel created no IOMMU groups (/sys/kernel/iommu_groups is empty), so no "
         "device can be passed through%s. Enable VT-d (Intel) or AMD-Vi/IOMMU/SVM (AMD) in the firmware "
         "setup; on Intel with a kernel older than 6.8 also add intel_iommu=on to the kernel command line "
         "(the proxmox_vfio role of this collection does that), reboot, and run this check again. "
-        "Kernel command line now: %s" % (gpu_text, cmdline)
+        "Kernel command line now: %s" % (" (GPU %s)" % describe_device(gpu) if gpu else "", cmdline)
     )
+    if selection_error:
+        text += " -- The GPU was not found either: %s" % selection_error
+    return text
 
 
 def main():
@@ -237,11 +240,7 @@ def main():
         module.fail_json(msg=str(exc), isolated=False, status="bad_input", iommu=state)
 
     if not state["enabled"]:
-        if gpu is not None:
-            gpu_text = " (GPU %s)" % describe_device(gpu)
-        else:
-            gpu_text = "; and the GPU was not found either: %s" % selection_error
-        module.fail_json(msg=iommu_off_message(state, gpu_text), isolated=False, status="iommu_off",
+        module.fail_json(msg=iommu_off_message(state, gpu, selection_error), isolated=False, status="iommu_off",
                          gpu=gpu, iommu=state)
     if gpu is None:
         module.fail_json(msg=selection_error, isolated=False, status="no_such_gpu", iommu=state)

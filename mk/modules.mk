@@ -1,0 +1,19 @@
+# Modules of homelab.gpu_passthrough: playbook runs against fixture sysfs trees and the real /sys,
+# and the build -> install into a fresh venv -> ansible-doc round trip.
+MODULES_OUT := tests/output/modules
+
+.PHONY: test-modules test-modules-playbooks test-modules-build
+test-modules: test-modules-playbooks test-modules-build
+
+test-modules-playbooks: setup
+	rm -rf $(MODULES_OUT)/sysfs
+	$(BIN)/python tests/unit/sysfs_tree.py $(MODULES_OUT)/sysfs
+	@set -e; for playbook in tests/integration/modules/*.yml; do \
+	  echo "=== $$playbook"; \
+	  $(BIN)/ansible-playbook -i localhost, $$playbook -e fixture_dir=$(CURDIR)/$(MODULES_OUT)/sysfs; \
+	done
+
+test-modules-build: setup
+	tests/integration/modules/build_install_doc.sh $(CURDIR)/$(MODULES_OUT)/build
+
+TEST_TARGETS += test-modules

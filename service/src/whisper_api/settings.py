@@ -1,0 +1,153 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""One typed settings object, read from ``WHISPER_API_*`` environment variables."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "WHISPER_API_"
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Service settings. Every field is ``WHISPER_API_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    # Model
+    model: str = Field(
+        "Systran/faster-whisper-small",
+        description="Hub id (e.g. deepdml/faster-whisper-large-v3-turbo-ct2), size name, or local CTranslate2 model dir.",
+    )
+    model_cache_dir: Path | None = Field(None, description="Where hub models are downloaded/cached.")
+    local_files_only: bool = Field(False, description="Never contact the hub: load from the cache dir only (air-gapped).")
+    served_model_name: str | None = Field(
+        None, description="Model id shown in /v1/models and /health; default: MODEL (its directory name for a path)."
+    )
+    model_aliases: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["whisper-1"],
+        description="Other model ids accepted for the served model (comma-separated).",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when a usable GPU loads the model, else CPU.")
+    device_index: int = Field(0, ge=0, description="CUDA device index.")
+    compute_type: str = Field("auto", description="auto: float16 on CUDA, int8 on CPU; or any CTranslate2 compute type.")
+    cpu_threads: int = Field(0, ge=0, description="CTranslate2 threads per worker (0: CTranslate2's default).")
+
+    # Decoding
+    beam_size: int = Field(5, ge=1, le=20)
+    batched: bool = Field(False, description="Use faster-whisper's BatchedInferencePipeline.")
+    batch_size: int = Field(8, ge=1, le=128, description="Batch size when BATCHED is true.")
+    vad_filter: bool = Field(False, description="Drop silence with the Silero VAD before decoding.")
+    condition_on_previous_text: bool = Field(True, description="Feed the previous window's text as prompt (false curbs repetition loops).")
+    temperature_fallback: bool = Field(
+        True, description="On temperature 0, retry windows at 0.2..1.0 when decoding fails the thresholds."
+    )
+    max_processing_s: float = Field(600.0, gt=0, description="Per-request processing time limit; over it the request fails (504).")
+
+    # Concurrency
+    workers: int = Field(1, ge=1, le=64, description="Inference worker threads (and CTranslate2 model replicas).")
+    queue_size: int = Field(8, ge=0, le=10000, description="Requests allowed to wait for a worker; beyond it: 503 + Retry-After.")
+
+    # Input limits
+    max_upload_mb: float = Field(100.0, gt=0, description="Largest accepted request body / downloaded file, in MB (413 over it).")
+    max_duration_s: float = Field(3600.0, gt=0, description="Longest accepted audio, in seconds (400 over it).")
+
+    # /transcribe/url
+    allow_private_urls: bool = Field(False, description="Let /transcribe/url fetch loopback, private, link-local, reserved addresses.")
+    url_allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="CIDRs fetchable even when private (e.g. a NAS: 192.168.20.5/32)."
+    )
+    url_timeout_s: float = Field(30.0, gt=0, description="Total time allowed to download a URL.")
+    url_max_redirects: int = Field(5, ge=0, le=20)
+
+    # HTTP
+    host: str = Field("127.0.0.1", description="Bind address (0.0.0.0 to serve the LAN).")
+    port: int = Field(8000, ge=1, le=65535)
+    keys: Annotated[list[str], NoDecode] = Field(default_factory=list, description="API keys (comma-separated); empty: no auth.")
+    keys_file: Path | None = Field(None, description="File with one API key per line (# comments allowed).")
+    metrics_public: bool = Field(False, description="Serve /metrics without an API key even when keys are set.")
+    ssl_certfile: Path | None = Field(None, description="Serve HTTPS with this certificate (PEM).")
+    ssl_keyfile: Path | None = Field(None, description="Private key for SSL_CERTFILE (PEM).")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    @field_validator("keys", "model_aliases", "url_allowed_networks", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("url_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP network; write CIDRs like 192.168.20.0/24") from exc
+        return value
+
+    @field_validator("compute_type")
+    @classmethod
+    def _compute_type(cls, value: str) -> str:
+        allowed = {
+            "auto", "default", "int8", "int8_float32", "int8_float16", "int8_bfloat16",
+            "int16", "float16", "bfloat16", "float32",
+        }
+        if value not in allowed:
+            raise ValueError(f"{value!r} is not a CTranslate2 compute type; use one of {sorted(allowed)}")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+            raise ValueError("set both WHISPER_API_SSL_CERTFILE and WHISPER_API_SSL_KEYFILE, or neither")
+        if self.keys_file is not None and not self.keys_file.is_file():
+            raise ValueError(f"WHISPER_API_KEYS_FILE={self.keys_file} does not exist or is not a file")
+        return self
+
+    @property
+    def model_id(self) -> str:
+        """Public id of the served model."""
+        if self.served_model_name:
+            return self.served_model_name
+        if os.path.isdir(self.model):
+            return Path(self.model).resolve().name
+        return self.model
+
+    def accepted_model_ids(self) -> list[str]:
+        return [self.model_id, *[a for a in self.model_aliases if a != self.model_id]]
+
+    def api_keys(self) -> frozenset[str]:
+        """Keys from KEYS and KEYS_FILE together."""
+        found = set(self.keys)
+        if self.keys_file is not None:
+            for line in self.keys_file.read_text(encoding="utf-8").splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    found.add(line)
+        return frozenset(found)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+def describe_env() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every setting: the README table is made from it."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, list):
+            default = ",".join(default)
+        rows.append((ENV_PREFIX + name.upper(), "" if default is None else str(default), field.description or ""))
+    return rows

@@ -272,6 +272,34 @@ class PciMappingStore(object):
     def delete(self, name):
         self.client.delete(["cluster", "mapping", "pci", name])
 
+    def ensure(self, name, map_entries, description=None, current=None):
+        """Create or update the mapping, guarded by the digest of ``current`` (as read before).
+
+        When PVE reports a concurrent change (digest mismatch, or the mapping appeared meanwhile), the
+        mapping is read once more and the write retried once with the new digest; a second conflict
+        raises PveApiError saying so. Returns ``(retried, mapping_after)``.
+        """
+        retried = False
+        for attempt in (1, 2):
+            try:
+                if current is None:
+                    self.create(name, map_entries, description)
+                else:
+                    self.update(name, map_entries, description=description, digest=current.get("digest"))
+                return retried, self.get(name)
+            except PveApiError as exc:
+                appeared = current is None and "already defined" in exc.message
+                if not (is_digest_conflict(exc) or appeared):
+                    raise
+                if attempt == 2:
+                    raise PveApiError(
+                        "mapping %s was changed by someone else while this task ran, twice in a row (%s). Nothing "
+                        "was overwritten; run the task again once the other change is done." % (name, exc.message),
+                        status=exc.status, reason=exc.reason)
+                retried = True
+                current = self.get(name)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def check_node(self, name, node):
         """PVE's own diagnostics of the mapping on ``node`` (GET ...?check-node=)."""
         for entry in self.client.get(["cluster", "mapping", "pci"], **{"check-node": node}):

@@ -235,7 +235,6 @@ from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_api im
     PveApiError,
     client_from_params,
     connection_argspec,
-    is_digest_conflict,
 )
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_pci import (
     MapEntryError,
@@ -301,30 +300,6 @@ def desired_entries(module, client, store_current):
     return canonical_map(entries), verdict
 
 
-def write(module, store, name, current, want_map, description):
-    """Create or update; on a digest conflict re-read once and retry. Returns (retried, mapping)."""
-    retried = False
-    for attempt in (1, 2):
-        try:
-            if current is None:
-                store.create(name, want_map, description)
-            else:
-                store.update(name, want_map, description=description, digest=current.get("digest"))
-            return retried, store.get(name)
-        except PveApiError as exc:
-            if not is_digest_conflict(exc) or attempt == 2:
-                if is_digest_conflict(exc):
-                    module.fail_json(msg="mapping %s was changed by someone else while this task ran, twice in a row "
-                                         "(digest conflict: %s). Nothing was overwritten; run the task again when "
-                                         "the other change is done." % (name, exc.message))
-                raise
-            retried = True
-            current = store.get(name)
-            if current is not None and mapping_state(current) == _want_state(want_map, description, current):
-                return retried, current
-    return retried, current  # pragma: no cover
-
-
 def _want_state(want_map, description, current):
     state = {"map": canonical_map(want_map)}
     desc = description if description is not None else (current or {}).get("description")
@@ -388,7 +363,7 @@ def main():
         mapping = current
         if changed and not module.check_mode:
             desc = params["description"]
-            retried, mapping = write(module, store, name, current, want_map, desc)
+            retried, mapping = store.ensure(name, want_map, description=desc, current=current)
             result["retried_after_digest_conflict"] = retried
             after = mapping_state(mapping)
         elif changed:

@@ -1,0 +1,139 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Pure helpers of pve_pci (map entries, hardware -> devices -> verdict) and pve_api config diffs."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils import pve_api, pve_pci
+
+FIXTURE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pve_simulator", "fixtures",
+                       "cluster.json")
+
+
+@pytest.fixture(scope="module")
+def hardware():
+    with open(FIXTURE, encoding="utf-8") as fh:
+        nodes = json.load(fh)["nodes"]
+    return {n: pve_pci.devices_from_hardware_pci(v["pci"]) for n, v in nodes.items()}
+
+
+def test_format_and_parse_round_trip():
+    entry = {"node": "pve", "path": "03:00", "id": "0x10DE:0x13F1", "iommugroup": "15", "subsystem_id": "10de:1153"}
+    text = pve_pci.format_map_entry(entry)
+    assert text == "node=pve,path=0000:03:00,id=10de:13f1,iommugroup=15,subsystem-id=10de:1153"
+    assert pve_pci.format_map_entry(pve_pci.parse_map_entry(text)) == text
+    assert pve_pci.parse_map_entry("pve,path=0000:03:00.0,id=10de:13f1")["node"] == "pve"
+
+
+@pytest.mark.parametrize("entry, fragment", [
+    ({"node": "pve", "path": "0000:03:00"}, "lacks 'id'"),
+    ({"node": "pve", "path": "3:0", "id": "10de:13f1"}, "is not a PCI path"),
+    ({"node": "pve", "path": "0000:03:00", "id": "10de-13f1"}, "vvvv:dddd"),
+    ({"node": "pve", "path": "0000:03:00", "id": "10de:13f1", "iommugroup": "x"}, "not an integer"),
+    ({"node": "pve", "path": "0000:03:00", "id": "10de:13f1", "colour": "red"}, "unknown key 'colour'"),
+    ({"node": "pve_1", "path": "0000:03:00", "id": "10de:13f1"}, "not a valid node name"),
+    ({"node": "pve", "path": "0000:03:00", "id": "10de:13f1", "description": "a,b"}, "cannot contain"),
+])
+def test_bad_entries_are_refused_with_the_reason(entry, fragment):
+    with pytest.raises(pve_pci.MapEntryError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        pve_pci.normalize_entry(entry)
+
+
+def test_mapping_id_rules():
+    assert pve_pci.check_mapping_id("gpu-m4000") == "gpu-m4000"
+    for bad in ("g", "1gpu", "gpu m4000", ""):
+        with pytest.raises(pve_pci.MapEntryError, match="configuration id"):
+            pve_pci.check_mapping_id(bad)
+
+
+def test_entry_from_isolated_node(hardware):
+    entry, verdict = pve_pci.entry_from_node("pve", hardware["pve"])
+    assert entry == {"node": "pve", "path": "0000:03:00", "id": "10de:13f1", "iommugroup": 15,
+                     "subsystem-id": "10de:1153"}
+    assert verdict["isolated"] is True and verdict["status"] == "isolated"
+    assert [d["address"] for d in verdict["upstream_bridges"]] == ["0000:00:02.0"]
+    assert verdict["topology_known"] is False
+    assert pve_pci.entry_problems(entry, hardware["pve"]) == []
+
+
+def test_entry_from_shared_group_is_not_isolated(hardware):
+    entry, verdict = pve_pci.entry_from_node("pve2", hardware["pve2"])
+    assert entry["path"] == "0000:06:00"
+    assert verdict["isolated"] is False and verdict["status"] == "intruders"
+    intruders = {d["address"] for d in verdict["intruders"]}
+    assert {"0000:02:00.0", "0000:02:00.1", "0000:05:00.0"} <= intruders
+    assert "SATA controller" in verdict["message"]
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"id": "10de:1234"}, "'id' does not match the hardware: the entry says 10de:1234"),
+    ({"iommugroup": 7}, "'iommugroup' does not match the hardware: the entry says 7"),
+    ({"subsystem-id": None}, "'subsystem-id' is missing"),
+    ({"iommugroup": None}, "'iommugroup' is missing"),
+    ({"path": "0000:04:00"}, "has no PCI device 0000:04:00.0"),
+])
+def test_entry_problems_mirror_pve_assert_valid(hardware, change, fragment):
+    entry = {"node": "pve", "path": "0000:03:00", "id": "10de:13f1", "iommugroup": 15, "subsystem-id": "10de:1153"}
+    entry.update(change)
+    problems = pve_pci.entry_problems(entry, hardware["pve"])
+    assert len(problems) == 1 and fragment in problems[0], problems
+
+
+def test_subsystem_id_on_a_device_without_one(hardware):
+    entry = {"node": "pve", "path": "0000:00:02.0", "id": "8086:6f04", "iommugroup": 15,
+             "subsystem-id": "8086:0000"}
+    assert "reports none: remove it" in pve_pci.entry_problems(entry, hardware["pve"])[0]
+
+
+def test_merge_node_entries_keeps_other_nodes():
+    current = ["node=pve2,path=0000:06:00,id=10de:1288,iommugroup=15", "node=pve,path=0000:01:00,id=10de:1d01"]
+    new = pve_pci.normalize_entry({"node": "pve", "path": "0000:03:00", "id": "10de:13f1"})
+    assert pve_pci.merge_node_entries(current, [new]) == [
+        "node=pve,path=0000:03:00,id=10de:13f1", "node=pve2,path=0000:06:00,id=10de:1288,iommugroup=15"]
+
+
+def test_mapping_state_ignores_order_and_digest():
+    a = {"map": ["node=b,path=0000:01:00,id=10de:0001", "node=a,path=0000:01:00,id=10de:0001"], "digest": "x"}
+    b = {"map": ["node=a,path=0000:01:00,id=10DE:0001", "node=b,path=0000:01:00,id=10de:0001"], "digest": "y"}
+    assert pve_pci.mapping_state(a) == pve_pci.mapping_state(b)
+    assert pve_pci.mapping_state(None) is None
+
+
+def test_config_changes_only_what_differs():
+    current = {"machine": "q35", "memory": "8192", "balloon": 0, "hostpci0": "mapping=gpu,pcie=1",
+               "net0": "virtio=BC:24:11:00:00:01,bridge=vmbr0", "sshkeys": "ssh-ed25519%20AAAA%20me%40x",
+               "efidisk0": "local-lvm:vm-100-disk-0,efitype=4m,pre-enrolled-keys=0,size=4M", "cores": 2}
+    want = {"machine": "q35", "memory": 8192, "balloon": 0, "hostpci0": "mapping=gpu,pcie=1",
+            "sshkeys": "ssh-ed25519 AAAA me@x\n", "cores": 4, "agent": None, "cpu": "host"}
+    initial = {"net0": "virtio,bridge=vmbr0", "efidisk0": "local-lvm:1,efitype=4m", "ide2": "local-lvm:cloudinit"}
+    to_set, to_delete = pve_api.config_changes(current, want, initial)
+    assert to_set == {"cores": "4", "cpu": "host", "ide2": "local-lvm:cloudinit"}
+    assert to_delete == []
+    to_set, to_delete = pve_api.config_changes(dict(current, agent="1"), {"agent": None, "balloon": True})
+    assert to_set == {"balloon": "1"} and to_delete == ["agent"]
+
+
+def test_hostpci_compare_is_exact():
+    assert not pve_api.config_matches("hostpci0", "mapping=gpu,pcie=1", "mapping=gpu,pcie=1,x-vga=1")
+    assert pve_api.config_matches("hostpci0", "mapping=gpu,pcie=1", "pcie=1,mapping=gpu")
+    assert not pve_api.config_matches("hostpci0", "mapping=gpu,pcie=1", "host=0000:03:00,pcie=1")
+
+
+def test_sshkeys_are_url_encoded_like_pve_requires():
+    assert pve_api.config_value("sshkeys", "ssh-ed25519 AAAA a@b\nssh-rsa BBBB c@d\n") == \
+        "ssh-ed25519%20AAAA%20a%40b%0Assh-rsa%20BBBB%20c%40d"
+
+
+def test_token_id_and_upid_parsing():
+    assert pve_api.parse_token_id("automation@pve!ansible") == ("automation@pve", "ansible")
+    for bad in ("automation@pve", "automation!ansible", "a@pve!1x", ""):
+        with pytest.raises(ValueError, match="USER@REALM!TOKENNAME"):
+            pve_api.parse_token_id(bad)
+    upid = "UPID:pve:00001001:00007007:6B039D20:qmcreate:101:automation@pve!ansible:"
+    assert pve_api.parse_upid(upid) == {"node": "pve", "type": "qmcreate", "id": "101",
+                                        "user": "automation@pve!ansible"}
+    with pytest.raises(ValueError, match="not a Proxmox task id"):
+        pve_api.parse_upid("UPID:pve:bad")

@@ -113,3 +113,41 @@ lab_ssh() {
            guest_ssh "$name" "$@" ;;
     esac
 }
+
+# Molecule's instance_config format: what the default driver turns into connection variables.
+lab_instances() {
+    local g first=1
+    printf '['
+    if vm_pid >/dev/null; then
+        printf '{"instance": "lab-pve", "address": "127.0.0.1", "port": %s, "user": "root", "identity_file": "%s"}' \
+            "$LAB_SSH_PORT" "$LAB_KEY"
+        first=0
+    fi
+    for g in $LAB_GUESTS; do
+        guest_pid "$g" >/dev/null || continue
+        [ $first = 1 ] || printf ', '
+        first=0
+        printf '{"instance": "%s", "address": "%s", "port": 22, "user": "root", "identity_file": "%s"}' \
+            "$g" "$(guest_addr "$g")" "$LAB_KEY"
+    done
+    printf ']\n'
+}
+
+# Everything this lab (this state dir, cache dir and name prefix) may leave behind. rc 1 if any.
+lab_leftovers() {
+    local found=0 out
+    out=$(ps -eo pid=,args= | grep -E 'qemu-system|systemd-nspawn' | grep -F -e "$LAB_STATE_DIR/vm/" -e "$LAB_STATE_DIR/guests/" | grep -v grep || true)
+    [ -z "$out" ] || { echo "processes:"; echo "$out"; found=1; }
+    out=$(findmnt -rn -o TARGET,SOURCE,FSTYPE | grep -F -e "$LAB_STATE_DIR/guests/" -e "$LAB_CACHE_DIR/" || true)
+    [ -z "$out" ] || { echo "mounts:"; echo "$out"; found=1; }
+    out=$(losetup -a 2>/dev/null | grep -F -e "$LAB_STATE_DIR/" -e "$LAB_CACHE_DIR/" || true)
+    [ -z "$out" ] || { echo "loop devices:"; echo "$out"; found=1; }
+    out=$(ip netns list 2>/dev/null | grep -E "^$LAB_NAME-" || true)
+    [ -z "$out" ] || { echo "network namespaces:"; echo "$out"; found=1; }
+    out=$(ip -br link 2>/dev/null | grep -E "^$LAB_NAME-g[0-9]+" || true)
+    [ -z "$out" ] || { echo "links:"; echo "$out"; found=1; }
+    if [ $found = 0 ]; then
+        echo "nothing left: no qemu/systemd-nspawn process, mount, loop device, netns or veth of this lab"
+    fi
+    [ $found = 0 ]
+}

@@ -34,13 +34,16 @@ validate_guests() {
     [ ${#LAB_NAME} -le 8 ] && [[ $LAB_NAME =~ ^[a-z][a-z0-9]*$ ]] || die "LAB_NAME='$LAB_NAME' must be 1-8 lower-case letters/digits (it prefixes interface names)"
 }
 
-guests_up() {
+guests_up() {  # [name...]: default all of LAB_GUESTS
     need_cmds systemd-nspawn ip ssh mount
     validate_guests
+    local g
+    for g in "$@"; do
+        guest_index "$g" >/dev/null || die "unknown guest '$g': the lab's guests are LAB_GUESTS='$LAB_GUESTS'"
+    done
     build_guest_image
     ensure_key
-    local g
-    for g in $LAB_GUESTS; do guest_up "$g"; done
+    for g in ${*:-$LAB_GUESTS}; do guest_up "$g"; done
 }
 
 guest_up() {

@@ -6,7 +6,8 @@ VM_DIR="$LAB_STATE_DIR/vm"
 
 # The PCI device set that gives the IOMMU groups the lab tests against (shared/LAB.md):
 #   00:05.0 VGA 1234:1111 + 00:05.1 HDA 8086:293e  -> one group, isolated ("GPU + HDMI audio")
-#   00:06.0 pcie-pci-bridge with e1000 + pci-testdev behind it -> one group, NOT isolated
+#   00:06.0 pcie-pci-bridge with e1000 + pci-testdev + virtio-gpu 1af4:1050 behind it -> one group,
+#           NOT isolated: a second "GPU" (class 03) stuck in a shared group, for the negative test
 #   00:07.0 root port with edu 1234:11e8 behind it -> lone device
 #   00:08.0 e1000e + 00:08.1 pci-testdev -> separate groups
 vm_device_args() {
@@ -19,6 +20,7 @@ vm_device_args() {
 -device e1000,bus=br1,addr=01.0,netdev=dummy0
 -netdev user,id=dummy0,restrict=on
 -device pci-testdev,bus=br1,addr=02.0
+-device virtio-gpu-pci,bus=br1,addr=03.0
 -device pcie-root-port,id=rp1,bus=pcie.0,addr=07.0,chassis=1
 -device edu,bus=rp1
 -device e1000e,bus=pcie.0,addr=08.0,multifunction=on,netdev=dummy1

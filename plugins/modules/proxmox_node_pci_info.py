@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: proxmox_node_pci_info
-short_description: PCI devices of a Proxmox VE node and the isolation verdict of its GPU, through the API
+short_description: PCI devices of a Proxmox VE node and its GPU isolation verdict, through the API
 version_added: 0.1.0
 description:
   - Reads C(/nodes/{node}/hardware/pci) with an API token (bridges included) and returns the devices in
@@ -106,7 +106,7 @@ EXAMPLES = r"""
 RETURN = r"""
 devices:
   description: All PCI devices of the node, keys as M(homelab.gpu_passthrough.iommu_info) returns them
-    (C(driver), C(boot_vga) and C(parent_bridges) are V(null): the API does not report them).
+    (C(driver), C(boot_vga) and C(parent_bridges) are V(null), the API does not report them).
   returned: always
   type: list
   elements: dict
@@ -142,7 +142,7 @@ functions:
   type: list
   elements: dict
 upstream_bridges:
-  description: Bridges in the group (accepted, unverified: the API gives no topology).
+  description: Bridges in the group (accepted but unverified, the API gives no topology).
   returned: when a GPU was found
   type: list
   elements: dict

@@ -12,7 +12,7 @@ short_description: Manage a Proxmox VE cluster PCI resource mapping through the 
 version_added: 0.1.0
 description:
   - Creates, updates or removes C(/cluster/mapping/pci/{id}), the cluster-wide PCI resource mapping
-    that a VM references with C(hostpciN: mapping=<id>). API tokens cannot attach raw C(host=)
+    that a VM references with C(hostpciN) V(mapping=<id>). API tokens cannot attach raw C(host=)
     devices (Proxmox VE allows that only to C(root@pam) with a password), so a mapping is how
     token-based automation passes a GPU through.
   - Give the map entries yourself with O(map), or let the module build the entry of one node from
@@ -23,12 +23,12 @@ description:
     and an unknown node is refused.
   - Updates send the C(digest) read before, so a concurrent change is never overwritten; on a digest
     conflict the module reads the mapping once more and retries once, then fails with a clear message.
-  - Authentication is by API token only (C(Authorization: PVEAPIToken=...)). The secret is never logged.
+  - Authentication is by API token only (C(Authorization) header C(PVEAPIToken=...)). The secret is never logged.
 author:
   - homelab.gpu_passthrough contributors
 requirements:
   - proxmoxer >= 2.0 and requests on the host that runs the module (usually the controller, with
-    C(delegate_to: localhost)).
+    C(delegate_to) V(localhost)).
 options:
   api_host:
     description:

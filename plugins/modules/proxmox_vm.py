@@ -17,11 +17,11 @@ description:
     (C(PUT .../config) with the digest read before), and starts or stops it. Every worker task (UPID)
     is waited for; a failed task fails the module with PVE's message.
   - The VM is found by O(vmid) or, without it, by its unique O(name) on O(node).
-  - Values are PVE configuration strings, for example C(hostpci0: mapping=gpu,pcie=1),
-    C(machine: q35), C(bios: ovmf), C(cpu: host), C(balloon: 0). C(sshkeys) is given as plain text
+  - Values are PVE configuration strings, for example C(hostpci0) V(mapping=gpu,pcie=1),
+    C(machine) V(q35), C(bios) V(ovmf), C(cpu) V(host), C(balloon) V(0). C(sshkeys) is given as plain text
     (one key per line); the module URL-encodes it as the API requires.
   - Keys of O(initial_config) are set only when the VM lacks them (disks to allocate such as
-    C(efidisk0: local-lvm:1,efitype=4m), a cloud-init drive C(ide2: local-lvm:cloudinit), a NIC whose
+    C(efidisk0) V(local-lvm:1,efitype=4m), a cloud-init drive C(ide2) V(local-lvm:cloudinit), a NIC whose
     MAC PVE generates), so later runs do not fight PVE's rewritten values.
 author:
   - homelab.gpu_passthrough contributors

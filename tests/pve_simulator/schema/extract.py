@@ -8,6 +8,7 @@ shared/data/proxmox/pve-api-subset.json (formats the schema only names). See SOU
 Each kept node is copied verbatim (info, path, text, leaf) without its children, so the
 simulator validates against exactly what PVE publishes. Usage:
     python tests/pve_simulator/schema/extract.py ../shared/data/proxmox
+    python tests/pve_simulator/schema/extract.py --check ../shared/data/proxmox   # is the copy current?
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ PATHS = [
 ]
 
 
-def main(src_dir: str) -> None:
+def main(src_dir: str, check: bool = False) -> int:
     with open(os.path.join(src_dir, "pve-apidoc.json"), encoding="utf-8") as fh:
         tree = json.load(fh)
     with open(os.path.join(src_dir, "pve-api-subset.json"), encoding="utf-8") as fh:
@@ -58,11 +59,20 @@ def main(src_dir: str) -> None:
         "supplement": subset["_supplement"],
     }
     dest = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pve-apidoc-subset.json")
+    text = json.dumps(out, indent=1, sort_keys=True) + "\n"
+    if check:
+        with open(dest, encoding="utf-8") as fh:
+            if fh.read() != text:
+                print(f"{dest} differs from {src_dir}: regenerate it with {sys.argv[0]} {src_dir}")
+                return 1
+        print(f"{dest} matches {src_dir}")
+        return 0
     with open(dest, "w", encoding="utf-8") as fh:
-        json.dump(out, fh, indent=1, sort_keys=True)
-        fh.write("\n")
+        fh.write(text)
     print(f"wrote {dest}: {len(PATHS)} endpoints")
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/proxmox")
+    args = [a for a in sys.argv[1:] if a != "--check"]
+    sys.exit(main(args[0] if args else "../shared/data/proxmox", check="--check" in sys.argv[1:]))

@@ -6,13 +6,17 @@ guest_image_path() { echo "$LAB_CACHE_DIR/guest-$(recipe_hash guest)"; }
 
 build_guest_image() {
     local out; out=$(guest_image_path)
+    [ -d "$out/rootfs" ] && { log "guest rootfs cached: $out/rootfs"; return 0; }
     mkdir -p "$LAB_CACHE_DIR"
-    exec 9>"$LAB_CACHE_DIR/.guest.lock"
-    flock 9
-    if [ -d "$out/rootfs" ]; then
-        log "guest rootfs cached: $out/rootfs"
-        return 0
-    fi
+    (
+        flock -w 1800 9 || die "timed out waiting for $out.lock (another build of the same rootfs)"
+        [ -d "$out/rootfs" ] && { log "guest rootfs cached: $out/rootfs (built by another run)"; exit 0; }
+        _build_guest_image "$out"
+    ) 9>"$out.lock"
+}
+
+_build_guest_image() {
+    local out=$1
     need_cmds mmdebstrap
     local recipe="$LAB_ROOT/images/guest" t0=$SECONDS
     local work; work=$(mktemp -d "$LAB_CACHE_DIR/build-guest.XXXXXX")

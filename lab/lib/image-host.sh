@@ -7,13 +7,19 @@ host_image_path() { echo "$LAB_CACHE_DIR/host-$(recipe_hash host).qcow2"; }
 
 build_host_image() {
     local out; out=$(host_image_path)
+    [ -f "$out" ] && { log "host image cached: $out"; return 0; }
     mkdir -p "$LAB_CACHE_DIR"
-    exec 8>"$LAB_CACHE_DIR/.host.lock"
-    flock 8   # another checkout may be building the same image
-    if [ -f "$out" ]; then
-        log "host image cached: $out"
-        return 0
-    fi
+    # Another checkout may be building the same image: wait for it. The lock is held only by this
+    # subshell, never by the VM or a later step.
+    (
+        flock -w 1800 8 || die "timed out waiting for $out.lock (another build of the same image)"
+        [ -f "$out" ] && { log "host image cached: $out (built by another run)"; exit 0; }
+        _build_host_image "$out"
+    ) 8>"$out.lock"
+}
+
+_build_host_image() {
+    local out=$1
     need_cmds mmdebstrap mkfs.ext4 parted grub-mkimage qemu-img
     local recipe="$LAB_ROOT/images/host" t0=$SECONDS
     local work; work=$(mktemp -d "$LAB_CACHE_DIR/build-host.XXXXXX")

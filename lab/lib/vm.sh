@@ -92,7 +92,6 @@ vm_wait_ssh() {
         fi
         if [ "$now" -ge "$LAB_BOOT_TIMEOUT" ]; then
             log "no SSH after $LAB_BOOT_TIMEOUT s; serial console tail ($VM_DIR/serial.log):"; serial_tail >&2
-            [ "${LAB_KEEP_ON_FAILURE:-0}" = 1 ] || vm_down
             die "lab-pve: SSH timeout (raise LAB_BOOT_TIMEOUT on a loaded machine; LAB_KEEP_ON_FAILURE=1 keeps the VM for inspection)"
         fi
         if [ $((now - last)) -ge 15 ]; then

@@ -200,10 +200,10 @@ class PveClient(object):
                 exit_status = str(status.get("exitstatus", ""))
                 if exit_status == "OK" or exit_status.startswith("WARNINGS"):
                     return status
-                raise PveTaskError("%s failed on node %s: %s (task %s; see its log in the PVE web UI or "
-                                   "pvesh get /nodes/%s/tasks/%s/log)" % (label, fields["node"], exit_status.strip(),
-                                                                         upid, fields["node"], upid),
-                                   reason=exit_status)
+                msg = ("%s failed on node %s: %s (task %s; see its log in the PVE web UI or "
+                       "pvesh get /nodes/%s/tasks/%s/log)"
+                       % (label, fields["node"], exit_status.strip(), upid, fields["node"], upid))
+                raise PveTaskError(msg, reason=exit_status)
             if time.monotonic() > deadline:
                 raise PveTaskError("%s on node %s did not finish within %ss (task %s still %s); raise "
                                    "task_timeout or look at the task in the PVE web UI"

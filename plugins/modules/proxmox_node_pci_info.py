@@ -21,7 +21,7 @@ description:
   - Unlike M(homelab.gpu_passthrough.gpu_isolation) this module does not fail when the group is not
     isolated; test RV(isolated) (M(homelab.gpu_passthrough.proxmox_pci_mapping) refuses such a GPU).
 author:
-  - homelab.gpu_passthrough contributors
+  - homelab.gpu_passthrough contributors (@homelab)
 requirements:
   - proxmoxer >= 2.0 and requests on the host that runs the module.
 options:

@@ -25,7 +25,7 @@ description:
     conflict the module reads the mapping once more and retries once, then fails with a clear message.
   - Authentication is by API token only (C(Authorization) header C(PVEAPIToken=...)). The secret is never logged.
 author:
-  - homelab.gpu_passthrough contributors
+  - homelab.gpu_passthrough contributors (@homelab)
 requirements:
   - proxmoxer >= 2.0 and requests on the host that runs the module (usually the controller, with
     C(delegate_to) V(localhost)).
@@ -270,8 +270,8 @@ def desired_entries(module, client, store_current):
             module.fail_json(msg="node %s: %s" % (spec["node"], exc))
         short = dict((k, verdict[k]) for k in _VERDICT_KEYS)
         if not verdict["isolated"]:
-            module.fail_json(msg="refusing to map %s on node %s: %s" % (verdict["gpu"]["address"], spec["node"],
-                                                                       verdict["message"]), verdict=short)
+            msg = "refusing to map %s on node %s: %s" % (verdict["gpu"]["address"], spec["node"], verdict["message"])
+            module.fail_json(msg=msg, verdict=short)
         current_map = (store_current or {}).get("map") or []
         return merge_node_entries(current_map, [entry]), short
     entries = []

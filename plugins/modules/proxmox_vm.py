@@ -24,7 +24,7 @@ description:
     C(efidisk0) V(local-lvm:1,efitype=4m), a cloud-init drive C(ide2) V(local-lvm:cloudinit), a NIC whose
     MAC PVE generates), so later runs do not fight PVE's rewritten values.
 author:
-  - homelab.gpu_passthrough contributors
+  - homelab.gpu_passthrough contributors (@homelab)
 requirements:
   - proxmoxer >= 2.0 and requests on the host that runs the module.
 options:

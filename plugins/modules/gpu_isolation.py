@@ -24,7 +24,7 @@ description:
     resource mapping.
   - Nothing is changed on the host.
 author:
-  - homelab.gpu_passthrough contributors
+  - homelab.gpu_passthrough contributors (@homelab)
 options:
   gpu_address:
     description:

@@ -19,7 +19,7 @@ description:
   - A host without IOMMU groups is not an error; RV(iommu.enabled) is then V(false).
     Use M(homelab.gpu_passthrough.gpu_isolation) to fail when a GPU cannot be passed through.
 author:
-  - homelab.gpu_passthrough contributors
+  - homelab.gpu_passthrough contributors (@homelab)
 options:
   root:
     description:

@@ -60,7 +60,7 @@ def parse_listing(text):
         if line.strip() == "---":
             body_start = index + 1
             break
-        key, _, value = line.partition(": ")
+        key, _sep, value = line.partition(": ")
         if key == "EXPECT":
             header["EXPECT"].append(value)
         elif key in header:

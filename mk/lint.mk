@@ -1,0 +1,39 @@
+# Collection-wide lint gate (`make lint`, part of `make test`). Every check covers what exists by
+# glob: new modules, roles and playbooks are picked up without editing this file.
+#   lint-yaml       yamllint on every YAML file (.yamllint)
+#   lint-ansible    ansible-lint, production profile (.ansible-lint), no rule skipped
+#   lint-docs       ansible-doc for every module and every role with meta/argument_specs.yml,
+#                   antsibull-docs lint-collection-docs (plugin docs included)
+#   lint-changelog  antsibull-changelog lint (fragments) and lint-changelog-yaml
+#   lint-sanity     ansible-test sanity, Python 3.11, on a copy of the git-tracked files
+.PHONY: lint-yaml lint-ansible lint-docs lint-changelog lint-sanity
+
+lint-yaml: setup
+	$(BIN)/yamllint -s .
+
+lint-ansible: setup
+	$(BIN)/ansible-lint
+
+lint-docs: setup
+	@set -e; n=0; for path in plugins/modules/*.py; do \
+	  name=$$(basename $$path .py); \
+	  $(BIN)/ansible-doc homelab.gpu_passthrough.$$name >/dev/null; \
+	  echo "ansible-doc ok: homelab.gpu_passthrough.$$name"; n=$$((n + 1)); \
+	done; \
+	for spec in roles/*/meta/argument_specs.yml; do \
+	  [ -e "$$spec" ] || continue; \
+	  role=$$(basename $$(dirname $$(dirname $$spec))); \
+	  $(BIN)/ansible-doc -t role homelab.gpu_passthrough.$$role >/dev/null; \
+	  echo "ansible-doc ok: role homelab.gpu_passthrough.$$role"; n=$$((n + 1)); \
+	done; \
+	echo "ansible-doc rendered $$n modules and roles"
+	$(BIN)/antsibull-docs lint-collection-docs --plugin-docs .
+
+lint-changelog: setup
+	$(BIN)/antsibull-changelog lint
+	$(BIN)/antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
+
+lint-sanity: setup
+	tests/sanity/run-sanity.sh
+
+LINT_TARGETS += lint-yaml lint-ansible lint-docs lint-changelog lint-sanity

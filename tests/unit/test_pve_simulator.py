@@ -179,3 +179,22 @@ def test_simulated_pve_vm_start_checks_the_mapping(sim):  # noqa: F811
                                   "'iommugroup' does not match for 'gpu' (15 != 7)")
     status = call(sim, "GET", "/nodes/pve/qemu/120/status/current").json()["data"]
     assert status["status"] == "stopped"
+
+
+def test_simulated_pve_template_and_linked_clone(sim):  # noqa: F811
+    assert call(sim, "POST", "/nodes/pve/qemu", {"vmid": "140", "name": "base", "scsi0": "local-lvm:4",
+                                                 "ide2": "local-lvm:cloudinit"}).status_code == 200
+    assert call(sim, "POST", "/nodes/pve/qemu/140/template").status_code == 200
+    conf = call(sim, "GET", "/nodes/pve/qemu/140/config").json()["data"]
+    assert conf["template"] == 1 and conf["scsi0"].startswith("local-lvm:base-140-disk-")
+    upid = call(sim, "POST", "/nodes/pve/qemu/140/status/start").json()["data"]
+    call(sim, "GET", "/nodes/pve/tasks/%s/status" % upid)
+    done = call(sim, "GET", "/nodes/pve/tasks/%s/status" % upid).json()["data"]
+    assert done["exitstatus"] == "you can't start a vm if it's a template"
+    assert call(sim, "POST", "/nodes/pve/qemu/140/clone", {"newid": "141", "name": "c1", "full": "0"}).status_code == 200
+    clone = call(sim, "GET", "/nodes/pve/qemu/141/config").json()["data"]
+    assert clone["name"] == "c1" and "template" not in clone and clone["ide2"].startswith("local-lvm:vm-141-cloudinit")
+    resp = call(sim, "POST", "/nodes/pve/qemu/140/clone", {"newid": "141"})
+    assert resp.status_code == 500 and resp.reason == "unable to create VM 141: config file already exists"
+    resp = call(sim, "POST", "/nodes/pve/qemu", {"vmid": "142", "scsi0": "nfs-backup:4"})
+    assert resp.status_code == 500 and resp.reason == "storage 'nfs-backup' does not exist"

@@ -11,6 +11,7 @@ No AnsibleModule in here: modules build a :class:`PveClient` from their options 
 """
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -123,6 +124,9 @@ class PveClient(object):
         self.token_id = token_id
         self.task_timeout = task_timeout
         self.poll_interval = poll_interval
+        if validate_certs and ca_path and not os.path.isfile(ca_path):
+            raise PveApiError("ca_path %s is not a file: give the PEM file of the CA that signed the API "
+                              "certificate (a copy of /etc/pve/pve-root-ca.pem from the PVE host)" % ca_path)
         verify = ca_path if (validate_certs and ca_path) else bool(validate_certs)
         self.endpoint = "https://%s:%s" % (host if ":" not in host else "[%s]" % host, self.port)
         self._api = ProxmoxAPI(host, port=self.port, user=user, token_name=name, token_value=token_secret,

@@ -66,6 +66,7 @@ class Simulator:
     directory: str
     port: int = 0
     ca_path: str = ""
+    wrong_ca_path: str = ""  # a valid CA that did not sign the server certificate
     log_file: str = ""
     token_id: str = "automation@pve!ansible"
     token_secret: str = field(default_factory=lambda: secrets.token_hex(16))
@@ -76,6 +77,9 @@ class Simulator:
     def start(self, fixture: str | None = None) -> "Simulator":
         os.makedirs(self.directory, exist_ok=True)
         self.ca_path, cert, key = make_certs(self.directory)
+        other = os.path.join(self.directory, "other-ca")
+        os.makedirs(other, exist_ok=True)
+        self.wrong_ca_path = make_certs(other)[0]
         tokens = {
             self.token_id: {"secret": self.token_secret, "privs": ["*"]},
             self.readonly_token_id: {"secret": self.readonly_token_secret,

@@ -31,6 +31,16 @@ def test_simulated_pve_tls_refused_without_ca(sim):  # noqa: F811
         client(sim, ca_path=None).get("version")
 
 
+def test_simulated_pve_tls_refused_with_another_ca(sim):  # noqa: F811
+    with pytest.raises(pve_api.PveApiError, match="could not be verified"):
+        client(sim, ca_path=sim.wrong_ca_path).get("version")
+
+
+def test_missing_ca_file_is_named(sim):  # noqa: F811
+    with pytest.raises(pve_api.PveApiError, match="ca_path /nonexistent/ca.pem is not a file"):
+        client(sim, ca_path="/nonexistent/ca.pem")
+
+
 def test_simulated_pve_tls_unverified_when_asked(sim):  # noqa: F811
     assert client(sim, ca_path=None, validate_certs=False).get("version")["release"] == "9.1"
 

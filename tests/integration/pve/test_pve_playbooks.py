@@ -27,7 +27,7 @@ RECAP_RE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\
 def run_playbook(sim, name, *args):  # noqa: F811
     env = dict(os.environ)
     env.update(sim.env())
-    env.update(SIMULATED_PVE_CA=sim.ca_path, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+    env.update(SIMULATED_PVE_CA=sim.ca_path, SIMULATED_PVE_WRONG_CA=sim.wrong_ca_path, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
                ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOCALHOST_WARNING="False",
                ANSIBLE_INVENTORY_UNPARSED_WARNING="False",
                PATH=os.path.join(REPO, ".venv", "bin") + os.pathsep + env.get("PATH", ""))

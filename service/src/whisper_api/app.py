@@ -36,10 +36,6 @@ OPEN_PATHS = {"/health"}
 # ------------------------------------------------------------------------------------------------
 # ASGI middlewares (pure ASGI: they never buffer or break streaming responses)
 # ------------------------------------------------------------------------------------------------
-class _BodyTooLarge(Exception):
-    pass
-
-
 async def _send_error(send, err: ApiError, path: str) -> None:
     body = err.body()
     if not path.startswith("/v1/"):
@@ -72,27 +68,31 @@ class BodyLimitMiddleware:
                 return await _send_error(send, self._error(), scope["path"])
         seen = 0
         started = False
+        answered = False
 
         async def counting_receive():
-            nonlocal seen
+            nonlocal seen, answered
+            if answered:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _BodyTooLarge
+                if seen > self.limit and not started:
+                    # Answer now; the app sees a disconnected client and whatever it sends is dropped.
+                    answered = True
+                    await _send_error(send, self._error(), scope["path"])
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message):
+        async def guarded_send(message):
             nonlocal started
+            if answered:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
-                await _send_error(send, self._error(), scope["path"])
+        await self.app(scope, counting_receive, guarded_send)
 
 
 class AuthMiddleware:

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     cpu_threads: int = Field(0, ge=0, description="CTranslate2 threads per worker (0: CTranslate2's default).")
 
     # Decoding
-    beam_size: int = Field(5, ge=1, le=20)
+    beam_size: int = Field(5, ge=1, le=20, description="Beam search width (1: greedy, fastest).")
     batched: bool = Field(False, description="Use faster-whisper's BatchedInferencePipeline.")
     batch_size: int = Field(8, ge=1, le=128, description="Batch size when BATCHED is true.")
     vad_filter: bool = Field(False, description="Drop silence with the Silero VAD before decoding.")
@@ -69,17 +69,17 @@ class Settings(BaseSettings):
         default_factory=list, description="CIDRs fetchable even when private (e.g. a NAS: 192.168.20.5/32)."
     )
     url_timeout_s: float = Field(30.0, gt=0, description="Total time allowed to download a URL.")
-    url_max_redirects: int = Field(5, ge=0, le=20)
+    url_max_redirects: int = Field(5, ge=0, le=20, description="Redirect hops followed; each hop is checked like the first URL.")
 
     # HTTP
     host: str = Field("127.0.0.1", description="Bind address (0.0.0.0 to serve the LAN).")
-    port: int = Field(8000, ge=1, le=65535)
+    port: int = Field(8000, ge=1, le=65535, description="TCP port (the guide's 8000).")
     keys: Annotated[list[str], NoDecode] = Field(default_factory=list, description="API keys (comma-separated); empty: no auth.")
     keys_file: Path | None = Field(None, description="File with one API key per line (# comments allowed).")
     metrics_public: bool = Field(False, description="Serve /metrics without an API key even when keys are set.")
     ssl_certfile: Path | None = Field(None, description="Serve HTTPS with this certificate (PEM).")
     ssl_keyfile: Path | None = Field(None, description="Private key for SSL_CERTFILE (PEM).")
-    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="uvicorn and service log level.")
 
     @field_validator("keys", "model_aliases", "url_allowed_networks", mode="before")
     @classmethod
@@ -149,5 +149,7 @@ def describe_env() -> list[tuple[str, str, str]]:
         default = field.get_default(call_default_factory=True)
         if isinstance(default, list):
             default = ",".join(default)
+        elif isinstance(default, bool):
+            default = str(default).lower()
         rows.append((ENV_PREFIX + name.upper(), "" if default is None else str(default), field.description or ""))
     return rows

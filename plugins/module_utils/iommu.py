@@ -224,8 +224,8 @@ def _list_display_controllers(devices):
     shown = [describe_device(d) for d in sorted(devices, key=lambda d: address_sort_key(d.get("address")))
              if is_display_controller(d)]
     if not shown:
-        return "no display controller (PCI class 03xx) exists on this host"
-    return "display controllers on this host: " + "; ".join(shown)
+        return "No display controller (PCI class 03xx) exists on this host"
+    return "Display controllers on this host: " + "; ".join(shown)
 
 
 def _by_address(devices):
@@ -260,9 +260,11 @@ def select_gpu(devices, address=None, vendor_device=None):
                 % (norm, _list_display_controllers(devices))
             )
         if not str(device.get("class_id") or "").lower().startswith(GPU_CLASS_PREFIXES):
+            cid = str(device.get("class_id") or "")
             raise GpuSelectionError(
-                "%s is not a GPU: it is %s. Give the address of the display controller "
-                "(function .0 of the card). %s." % (norm, describe_device(device), _list_display_controllers(devices))
+                "%s is not a GPU: it is a %s [%s] (%s). Give the address of the display controller "
+                "(function .0 of the card). %s." % (norm, class_name(cid), cid[:4] or "?", vendor_device_of(device),
+                                                   _list_display_controllers(devices))
             )
         if wanted_vd and vendor_device_of(device) != wanted_vd:
             raise GpuSelectionError(

@@ -31,6 +31,7 @@ import os
 import random
 import re
 import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -118,8 +119,24 @@ class SimulatedCluster:
         conf = self.vms[vmid]["config"]
         return _sha1("\n".join(f"{k}: {conf[k]}" for k in sorted(conf)))
 
+    def node_pci(self, node: str) -> list[dict[str, Any]]:
+        """The node's /hardware/pci entries: from the fixture, or (``pci_command``) read live by
+        running a command that prints them as JSON, as `make demo` does to report the lab VM's real
+        sysfs (demo/pve_hardware_pci.py over SSH)."""
+        spec = self.nodes[node]
+        if "pci_command" not in spec:
+            return spec["pci"]
+        stdin_file = spec.get("pci_command_stdin")
+        with open(stdin_file, "rb") if stdin_file else open(os.devnull, "rb") as stdin:
+            proc = subprocess.run(spec["pci_command"], stdin=stdin, capture_output=True, timeout=120,  # noqa: S603
+                                  check=False)
+        if proc.returncode != 0:
+            raise ApiError(500, f"simulated PVE: reading node {node}'s PCI devices failed: "
+                                f"{proc.stderr.decode(errors='replace').strip()[-500:]}")
+        return json.loads(proc.stdout)
+
     def pci_device(self, node: str, path: str) -> dict[str, Any] | None:
-        for dev in self.nodes[node]["pci"]:
+        for dev in self.node_pci(node):
             if dev["id"] == path:
                 return dev
         return None
@@ -376,7 +393,7 @@ class Handler(BaseHTTPRequestHandler):
     def h_get_nodes_node_hardware_pci(self, params: dict[str, Any], user: str) -> Any:
         blacklist = [c for c in str(params.get("pci-class-blacklist", "05;06;0b")).split(";") if c]
         out = []
-        for dev in self.sim.nodes[params["node"]]["pci"]:
+        for dev in self.sim.node_pci(params["node"]):
             cls = dev["class"].replace("0x", "")
             if any(cls.startswith(b) for b in blacklist):
                 continue

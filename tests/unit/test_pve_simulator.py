@@ -198,3 +198,27 @@ def test_simulated_pve_template_and_linked_clone(sim):  # noqa: F811
     assert resp.status_code == 500 and resp.reason == "unable to create VM 141: config file already exists"
     resp = call(sim, "POST", "/nodes/pve/qemu", {"vmid": "142", "scsi0": "nfs-backup:4"})
     assert resp.status_code == 500 and resp.reason == "storage 'nfs-backup' does not exist"
+
+
+def test_simulated_pve_node_pci_read_live_from_a_command(tmp_path):
+    """`make demo` points node lab-pve's /hardware/pci at demo/pve_hardware_pci.py run on the lab VM.
+    Here the same script runs on this machine: the simulated node reports this machine's real sysfs."""
+    import json as _json
+
+    from pve_simulator.runner import Simulator
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    script = os.path.join(repo, "demo", "pve_hardware_pci.py")
+    fixture = tmp_path / "fixture.json"
+    fixture.write_text(_json.dumps({
+        "version": {"version": "9.1.1", "release": "9.1", "repoid": "simulated"},
+        "nodes": {"live": {"storage": {}, "pci_command": [sys.executable, "-"], "pci_command_stdin": script}},
+    }))
+    simulator = Simulator(str(tmp_path / "simulated-pve")).start(fixture=str(fixture))
+    try:
+        got = call(simulator, "GET", "/nodes/live/hardware/pci", params={"pci-class-blacklist": ""}).json()["data"]
+    finally:
+        simulator.stop()
+    real = sorted(os.listdir("/sys/bus/pci/devices"))
+    assert [d["id"] for d in got] == real and real
+    with open(f"/sys/bus/pci/devices/{real[0]}/vendor", encoding="ascii") as fh:
+        assert got[0]["vendor"] == fh.read().strip()

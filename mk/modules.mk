@@ -10,7 +10,8 @@ test-modules-playbooks: setup
 	$(BIN)/python tests/unit/sysfs_tree.py $(MODULES_OUT)/sysfs
 	@set -e; for playbook in tests/integration/modules/*.yml; do \
 	  echo "=== $$playbook"; \
-	  $(BIN)/ansible-playbook -i localhost, $$playbook -e fixture_dir=$(CURDIR)/$(MODULES_OUT)/sysfs; \
+	  ANSIBLE_CALLBACK_RESULT_FORMAT=yaml $(BIN)/ansible-playbook -i localhost, $$playbook \
+	    -e fixture_dir=$(CURDIR)/$(MODULES_OUT)/sysfs; \
 	done
 
 test-modules-build: setup

@@ -208,7 +208,7 @@ def iommu_off_message(state, gpu, selection_error):
         "Kernel command line now: %s" % (" (GPU %s)" % describe_device(gpu) if gpu else "", cmdline)
     )
     if selection_error:
-        text += " -- The GPU was not found either: %s" % selection_error
+        text = text.rstrip(".") + ". The GPU was not found either: %s" % selection_error
     return text
 
 

@@ -37,9 +37,11 @@ grep -E 'IOMMU is off|can be passed through|is not isolated|SSH up on|reboot rou
 $LAB down
 echo "--- leftovers after lab down"
 $LAB leftovers
-echo "qemu processes on this machine:   $(pgrep -c -f 'qemu-system.*lab/.state' || true) of this lab"
-echo "loop devices of the lab:          $(losetup -a | grep -c -e homelab-gpu-lab -e lab/.state || true)"
-echo "overlay mounts of the lab:        $(findmnt -rn -t overlay | grep -c lab/.state || true)"
+state=$(cd "${LAB_STATE_DIR:-lab/.state}" && pwd)
+cache=${LAB_CACHE_DIR:-/var/cache/homelab-gpu-lab}
+echo "pgrep -af 'qemu-system|systemd-nspawn' | grep $state/(vm|guests)/: $(pgrep -af 'qemu-system|systemd-nspawn' | grep -cE "$state/(vm|guests)/" || true)"
+echo "losetup -a | grep -e $state/ -e $cache/: $(losetup -a | grep -c -e "$state/" -e "$cache/" || true)"
+echo "findmnt -rn | grep $state/guests/: $(findmnt -rn | grep -c "$state/guests/" || true)"
 
 boot=$(grep -oE 'lab-pve: SSH up on [0-9.:]+ after [0-9]+ s' "$log" | grep -oE '[0-9]+ s$' | head -1)
 reboot=$(grep -oE 'reboot round trip: [0-9]+ s' "$log" | grep -oE '[0-9]+ s$' | head -1)

@@ -2,7 +2,6 @@
 # Shared settings and helpers of lab/bin/lab. Every setting can be overridden from the environment.
 
 LAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-REPO_ROOT=$(cd "$LAB_ROOT/.." && pwd)
 : "${LAB_CACHE_DIR:=/var/cache/homelab-gpu-lab}"   # base images, outside the repo
 : "${LAB_STATE_DIR:=$LAB_ROOT/.state}"              # per-checkout runtime state (gitignored)
 : "${LAB_NAME:=lab}"                                # prefix of netns/veth names (unique per state dir)

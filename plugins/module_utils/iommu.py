@@ -263,8 +263,8 @@ def select_gpu(devices, address=None, vendor_device=None):
             cid = str(device.get("class_id") or "")
             raise GpuSelectionError(
                 "%s is not a GPU: it is a %s [%s] (%s). Give the address of the display controller "
-                "(function .0 of the card). %s." % (norm, class_name(cid), cid[:4] or "?", vendor_device_of(device),
-                                                   _list_display_controllers(devices))
+                "(function .0 of the card). %s."
+                % (norm, class_name(cid), cid[:4] or "?", vendor_device_of(device), _list_display_controllers(devices))
             )
         if wanted_vd and vendor_device_of(device) != wanted_vd:
             raise GpuSelectionError(

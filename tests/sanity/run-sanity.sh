@@ -15,6 +15,15 @@
 # Usage (from the repository root): tests/sanity/run-sanity.sh [extra ansible-test args]
 set -euo pipefail
 repo=$(pwd)
+# ansible-test silently skips its shellcheck test when the command is missing: install it instead.
+if ! command -v shellcheck >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null
+  else
+    echo "sanity: shellcheck is missing; install it (apt-get install shellcheck) and run again" >&2
+    exit 1
+  fi
+fi
 python="$repo/.venv/bin/python"
 pip_version=$("$python" - <<'PY'
 from ansible_test._internal.python_requirements import get_venv_packages

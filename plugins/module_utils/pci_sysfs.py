@@ -20,6 +20,9 @@ Sources:
   AMD alike; IO-APIC/MSI lines without it mean remapping is off. No such lines: None (unknown).
   Intel hardware support is read from ``/sys/class/iommu/dmar*/intel-iommu/ecap`` bit 3 (IR).
 * Kernel command line: ``<root>/proc/cmdline``.
+* Device names (``description``): the PCI ID database of pciutils/hwdata,
+  ``<root>/usr/share/misc/pci.ids`` or ``<root>/usr/share/hwdata/pci.ids``, when present; lspci's
+  form "Vendor Device" ("NVIDIA Corporation GP108 [GeForce GT 1030]"); "" without the file.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.iommu impo
 )
 
 _ADDR_COMPONENT_RE = re.compile(r"^[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
+PCI_IDS_PATHS = ("usr/share/misc/pci.ids", "usr/share/hwdata/pci.ids")
 _CMDLINE_KEYS = ("intel_iommu", "amd_iommu", "iommu", "iommu.passthrough", "iommu.strict",
                  "pcie_acs_override", "vfio-pci.ids", "vfio_pci.ids", "video")
 
@@ -108,8 +112,52 @@ def read_pci_device(root, address):
     }
 
 
+def pci_id_names(root, pairs):
+    """``{(vendor, device): "Vendor Device"}`` for the wanted pairs from pci.ids; {} without the file.
+
+    Reads the database once, stopping at its class section; unknown devices of a known vendor get
+    lspci's "Vendor Device 1d01" form.
+    """
+    wanted_vendors = set(v for v, _d in pairs)
+    path = None
+    for rel in PCI_IDS_PATHS:
+        candidate = _path(root, rel)
+        if os.path.isfile(candidate):
+            path = candidate
+            break
+    if path is None or not wanted_vendors:
+        return {}
+    vendors = {}
+    devices = {}
+    current = None
+    try:
+        with open(path, "r", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if not line.strip() or line.startswith("#"):
+                    continue
+                if line.startswith("C "):
+                    break
+                if not line.startswith("\t"):
+                    vid, _sep, name = line.strip().partition("  ")
+                    current = vid.lower() if vid.lower() in wanted_vendors else None
+                    if current:
+                        vendors[current] = name.strip()
+                elif current and not line.startswith("\t\t"):
+                    did, _sep, name = line.strip().partition("  ")
+                    devices[(current, did.lower())] = name.strip()
+    except OSError:
+        return {}
+    names = {}
+    for vendor, device in pairs:
+        if vendor in vendors:
+            names[(vendor, device)] = "%s %s" % (vendors[vendor], devices.get((vendor, device), "Device %s" % device))
+    return names
+
+
 def read_pci_devices(root="/"):
-    """Every PCI device under ``<root>/sys/bus/pci/devices``, sorted by address. [] when none."""
+    """Every PCI device under ``<root>/sys/bus/pci/devices``, sorted by address. [] when none.
+
+    ``description`` comes from pci.ids under ``root`` when present (see pci_id_names)."""
     base = _path(root, "sys", "bus", "pci", "devices")
     try:
         names = os.listdir(base)
@@ -121,6 +169,9 @@ def read_pci_devices(root="/"):
             continue
         devices.append(read_pci_device(root, name))
     devices.sort(key=lambda d: address_sort_key(d["address"]))
+    names = pci_id_names(root, set((d["vendor_id"], d["device_id"]) for d in devices if d["vendor_id"]))
+    for device in devices:
+        device["description"] = names.get((device["vendor_id"], device["device_id"]), "")
     return devices
 
 

@@ -93,3 +93,36 @@ def test_real_sys_of_this_machine():
     assert state["group_count"] == len(groups)
     with open("/proc/cmdline", encoding="utf-8") as handle:
         assert state["cmdline"] == handle.read().strip()
+
+
+PCI_IDS = """#
+# List of PCI ID's (excerpt)
+#
+10de  NVIDIA Corporation
+\t13f1  GM204GL [Quadro M4000]
+\t\t10de 1153  Quadro M4000
+\t0fbb  GM204 High Definition Audio Controller
+8086  Intel Corporation
+C 03  Display controller
+\t00  VGA compatible controller
+"""
+
+
+def test_descriptions_from_pci_ids(tmp_path):
+    _tree(tmp_path)
+    path = tmp_path / "usr" / "share" / "misc" / "pci.ids"
+    path.parent.mkdir(parents=True)
+    path.write_text(PCI_IDS, encoding="utf-8")
+    names = [d["description"] for d in pci_sysfs.read_pci_devices(str(tmp_path))]
+    assert names == ["Intel Corporation Device 1901", "NVIDIA Corporation GM204GL [Quadro M4000]",
+                     "NVIDIA Corporation GM204 High Definition Audio Controller"]
+
+
+def test_real_pci_ids_when_installed():
+    """With pciutils' database on this machine, every vendor it knows gets a name."""
+    devices = pci_sysfs.read_pci_devices("/")
+    have_db = any(os.path.isfile(os.path.join("/", p)) for p in pci_sysfs.PCI_IDS_PATHS)
+    if not have_db:
+        assert all(d["description"] == "" for d in devices)
+    else:
+        assert all(d["description"] for d in devices if d["vendor_id"] in ("8086", "1af4", "10de", "1002", "1022"))

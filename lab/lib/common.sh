@@ -150,3 +150,17 @@ lab_leftovers() {
     fi
     [ $found = 0 ]
 }
+
+# Remove cached images of older recipes that no running lab uses (any state dir on this machine).
+lab_prune() {
+    local keep_host keep_guest f used
+    keep_host=$(host_image_path); keep_guest=$(guest_image_path)
+    for f in "$LAB_CACHE_DIR"/host-*.qcow2 "$LAB_CACHE_DIR"/guest-*; do
+        [ -e "$f" ] || continue
+        case $f in "$keep_host"|"$keep_guest"|*.lock|*.tmp) continue ;; esac
+        used=$( { ls -l /proc/[0-9]*/fd 2>/dev/null | grep -F -- "-> $f"; grep -F "lowerdir=$f/" /proc/mounts; } | head -1 || true)
+        if [ -n "$used" ]; then log "kept (in use): $f"; continue; fi
+        rm -rf -- "$f" "$f.lock"
+        log "removed $f"
+    done
+}

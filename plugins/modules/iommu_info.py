@@ -175,9 +175,10 @@ devices:
       elements: str
       sample: ["0000:00:01.0"]
     description:
-      description: Free text; empty when read from sysfs.
+      description: Vendor and device name from the PCI ID database (C(/usr/share/misc/pci.ids) or
+        C(/usr/share/hwdata/pci.ids) under O(root)) as lspci prints them; empty without the database.
       type: str
-      sample: ""
+      sample: NVIDIA Corporation GP108 [GeForce GT 1030]
 groups:
   description: IOMMU groups with the addresses of their devices.
   returned: always

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils import iommu, pci_sysfs
 
@@ -77,6 +77,7 @@ def oracle_foreign(gpu_address, devices, topology_known):
 def check_verdict(gpu, devices, topology_known):
     for allow in (False, True):
         verdict = iommu.isolation_verdict(gpu["address"], devices, allow_boot_vga=allow)
+        event("verdict: %s" % verdict["status"])  # shown by --hypothesis-show-statistics
         funcs, foreign = oracle_foreign(gpu["address"], devices, topology_known)
         assert sorted(d["address"] for d in verdict["intruders"]) == sorted(foreign)
         if verdict["isolated"]:

@@ -6,6 +6,10 @@ GUEST_LOG_DIR ?= $(CURDIR)/.cache/test-guest
 
 test-guest: test-guest-driver test-guest-whisper
 
+test-guest-whisper test-guest-driver: export NO_COLOR=1
+test-guest-whisper test-guest-driver: export ANSIBLE_NOCOLOR=1
+test-guest-whisper test-guest-driver: export PY_COLORS=0
+
 # Each scenario keeps its own lab state dir, interface prefix and subnet (see molecule.yml), so
 # it can run beside the other lab scenarios. Prints the wall time of each scenario.
 test-guest-whisper: setup

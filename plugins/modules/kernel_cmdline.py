@@ -26,7 +26,7 @@ description:
   - The module does not regenerate boot loader configuration; notify C(update-grub) or
     C(proxmox-boot-tool refresh) when it reports a change.
 author:
-  - homelab.gpu_passthrough contributors
+  - homelab.gpu_passthrough contributors (@homelab)
 options:
   path:
     description:
@@ -72,14 +72,13 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Reports what would change, and the diff, without writing.
   diff_mode:
     support: full
+    description: Shows the file before and after.
   idempotent:
     support: full
-    details: A second run with the same options reports no change.
-  platform:
-    platforms: posix
-    support: full
+    description: A second run with the same options reports no change.
 notes:
   - Keys compare like the kernel compares them, so C(intel-iommu) and C(intel_iommu) are one key.
   - Lines that use shell constructs the module cannot rewrite safely (command substitution,

@@ -23,7 +23,7 @@ description:
     the table values (RV(gpus[].compute_capability_source) says which was used).
   - Nothing is changed. A machine without an NVIDIA GPU is not an error; RV(gpus) is then empty.
 author:
-  - homelab.gpu_passthrough contributors
+  - homelab.gpu_passthrough contributors (@homelab)
 options:
   root:
     description:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Print a host's PCI devices the way Proxmox VE's GET /nodes/{node}/hardware/pci returns them.
 

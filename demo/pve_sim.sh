@@ -13,7 +13,7 @@ pidfile="$STATE/pve-sim.pid"
 stop() {
     if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
         kill "$(cat "$pidfile")"; sleep 0.5
-        kill -0 "$(cat "$pidfile")" 2>/dev/null && kill -9 "$(cat "$pidfile")" || true
+        if kill -0 "$(cat "$pidfile")" 2>/dev/null; then kill -9 "$(cat "$pidfile")"; fi
         echo "[demo] simulated PVE API stopped"
     fi
     rm -f "$pidfile"

@@ -1,4 +1,7 @@
 # shellcheck shell=bash
+# Sourced by lab/bin/lab with the other lib files; variables set here are read there.
+# shellcheck disable=SC2034  # settings (LAB_ROOT_UUID, lab_ssh_opts) are used by the other lib files
+# shellcheck disable=SC2009,SC2010  # ps/ls output is matched on full argv and fd link targets on purpose
 # Shared settings and helpers of lab/bin/lab. Every setting can be overridden from the environment.
 
 LAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -1,4 +1,6 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2154  # lab_ssh_opts comes from common.sh (sourced first by lab/bin/lab)
+# shellcheck disable=SC2015  # `test && action || die` where the action cannot fail is intended
 # Lab guest machines: systemd-nspawn containers booting systemd as PID 1 on an overlayfs over the
 # cached guest rootfs, each in a network namespace the lab creates, reached over a veth pair:
 #   host side  ${LAB_NAME}-g<N>  ${LAB_GUEST_NET}.<N>.1/30
@@ -43,6 +45,7 @@ guests_up() {  # [name...]: default all of LAB_GUESTS
     done
     build_guest_image
     ensure_key
+    # shellcheck disable=SC2048,SC2086  # names are validated words; LAB_GUESTS is a space-separated list
     for g in ${*:-$LAB_GUESTS}; do guest_up "$g"; done
 }
 

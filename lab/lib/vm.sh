@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2154  # lab_ssh_opts comes from common.sh (sourced first by lab/bin/lab)
 # The lab host VM ("lab-pve"): QEMU TCG, q35 + emulated Intel IOMMU, a throw-away qcow2 overlay on
 # the cached base image, SSH forwarded to 127.0.0.1:$LAB_SSH_PORT, serial console in a log file.
 
@@ -104,10 +105,10 @@ vm_wait_ssh() {
 }
 
 vm_down() {
-    local pid i
+    local pid
     if pid=$(vm_pid); then
         kill -TERM "$pid" 2>/dev/null || true
-        for i in $(seq 50); do [ -d "/proc/$pid" ] || break; sleep 0.2; done
+        for _ in $(seq 50); do [ -d "/proc/$pid" ] || break; sleep 0.2; done
         if [ -d "/proc/$pid" ]; then kill -KILL "$pid" 2>/dev/null || true; sleep 0.5; fi
         log "lab-pve stopped (pid $pid)"
     fi

@@ -246,7 +246,7 @@ def normalize_id(value):
     """'0x13F1', '13f1', '10de:13f1' -> '13f1'. Raises NvidiaError on anything else."""
     text = str(value).strip().lower()
     if ":" in text:
-        vendor, _, text = text.partition(":")
+        vendor, _sep, text = text.partition(":")
         if vendor.removeprefix("0x") != NVIDIA_VENDOR_ID:
             raise NvidiaError(
                 "PCI id %r is not an NVIDIA id (vendor must be 10de)" % (value,))

@@ -20,7 +20,7 @@ def run_lab(*args, env=None, state=None, lab=LAB):
     e.update(env or {})
     if state is not None:
         e["LAB_STATE_DIR"] = str(state)
-    return subprocess.run([str(lab), *args], capture_output=True, text=True, env=e, timeout=60)
+    return subprocess.run([str(lab), *args], capture_output=True, text=True, env=e, timeout=60, check=False)
 
 
 def recipe_hash(lab_root: Path, kind: str) -> str:
@@ -131,7 +131,7 @@ def host_var(name, var, env=None):
     res = subprocess.run(
         [str(exe), "-i", str(REPO / "inventories" / "lab"), name, "-m", "ansible.builtin.debug",
          "-a", f"msg={{{{ {var} }}}}", "-o"],
-        capture_output=True, text=True, env=e, cwd=REPO, timeout=120,
+        capture_output=True, text=True, env=e, cwd=REPO, timeout=120, check=False,
     )
     assert res.returncode == 0, res.stdout + res.stderr
     return res.stdout.split('"msg": ', 1)[1].rsplit("}", 1)[0].strip().strip('"')

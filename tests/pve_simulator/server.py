@@ -185,7 +185,7 @@ class SimulatedCluster:
             if not DISK_RE.match(key):
                 continue
             kv = parse_kv(str(out[key]), "file")
-            storage, _, vol = kv["file"].partition(":")
+            storage, _sep, vol = kv["file"].partition(":")
             if not vol or kv["file"] in ("none", "cdrom") or kv["file"].startswith("/"):
                 continue
             if vol == "cloudinit":
@@ -568,7 +568,7 @@ class Handler(BaseHTTPRequestHandler):
                 continue
             if DISK_RE.match(key):
                 kv = parse_kv(str(value), "file")
-                storage, _, vol = kv["file"].partition(":")
+                storage, _sep, vol = kv["file"].partition(":")
                 if "cloudinit" in vol:
                     kv["file"] = f"{storage}:vm-{newid}-cloudinit"
                 else:

@@ -771,7 +771,7 @@ _CHIP = re.compile(r"^(G[KMPVAHB]\d{3}|TU\d{3}|AD\d{3})")
 def _entries():
     rows = {}
     for line in (PCI_IDS + NEWER).splitlines():
-        device_id, _, name = line.partition("  ")
+        device_id, _sep, name = line.partition("  ")
         rows[device_id] = name
     return rows
 

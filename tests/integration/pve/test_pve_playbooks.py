@@ -13,13 +13,12 @@ import re
 import subprocess
 import sys
 
-import pytest
 import requests
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
-from pve_simulator.pytest_plugin import sim  # noqa: E402,F401  (fixture)
+from pve_simulator.pytest_plugin import sim  # noqa: E402,F401  pylint: disable=unused-import  (a fixture)
 
 RECAP_RE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
@@ -88,7 +87,7 @@ def test_simulated_pve_roles_check_converge_idempotence_and_no_secret(sim):  # n
 
 
 def test_simulated_pve_module_secret_not_in_verbose_output_on_failure(sim):  # noqa: F811
-    rc, out, _ = run_playbook(sim, "module_secret.yml", "-vvv")
+    rc, out, _err = run_playbook(sim, "module_secret.yml", "-vvv")
     assert rc == 0, out[-6000:]
     assert sim.token_secret not in out
     assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in out

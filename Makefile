@@ -39,7 +39,9 @@ test-unit: setup
 
 include $(sort $(wildcard mk/*.mk))
 
-test: setup lint test-unit $(TEST_TARGETS)
-	@echo "make test: all green ($(TEST_TARGETS) test-unit lint)"
+# Cheap and fast first, the lab VM scenarios last.
+TEST_ORDER := test-modules test-pve test-service test-guest test-lab test-vfio
+test: setup lint test-unit $(foreach t,$(TEST_ORDER),$(filter $t,$(TEST_TARGETS))) $(filter-out $(TEST_ORDER),$(TEST_TARGETS))
+	@echo "make test: all green (lint test-unit $(TEST_TARGETS))"
 
 lint: setup $(LINT_TARGETS)

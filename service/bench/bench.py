@@ -22,7 +22,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -251,6 +250,21 @@ def main() -> int:
                  f"p50 {ours['p50']:.1f} ms, p99 {ours['p99']:.1f} ms, max {ours['max']:.1f} ms "
                  f"({ours['polls']} polls, {ours['errors']} errors)", "p99 < 50 ms"))
 
+    # 2b. the same workload with BatchedInferencePipeline (WHISPER_API_BATCHED=true), one worker
+    port = free_port()
+    batched = Proc([whisper_api], {**base_env, "WHISPER_API_PORT": str(port), "WHISPER_API_WORKERS": "1",
+                                   "WHISPER_API_BATCHED": "true", "WHISPER_API_BATCH_SIZE": "8",
+                                   "WHISPER_API_CPU_THREADS": str(threads)}, port, "whisper-api-batched")
+    batched.wait()
+    transcribe(batched.url, audio, {"model": "whisper-1"})
+    ours_b = concurrent_run(batched.url, audio, {"model": "whisper-1"})
+    batched.stop()
+    ours_b_tput = 4 * 60 / ours_b["wall"]
+    rows.append((f"Throughput, same workload (whisper-api, WHISPER_API_BATCHED=true batch 8, 1 worker x {threads} "
+                 "threads)", f"{ours_b_tput:.1f} audio-s/s (wall {ours_b['wall']:.1f} s)", ""))
+    rows.append(("/health during them (whisper-api, batched)",
+                 f"p50 {ours_b['p50']:.1f} ms, p99 {ours_b['p99']:.1f} ms, max {ours_b['max']:.1f} ms", "p99 < 50 ms"))
+
     # 3. faster-whisper-server 0.0.3, same model dir, same compute type and threads
     if args.skip_fws:
         notes.append("faster-whisper-server: skipped (--skip-fws)")
@@ -277,7 +291,8 @@ def main() -> int:
                 fws_tput = 4 * 60 / theirs["wall"]
                 rows.append((f"Throughput, same workload ({FWS_SPEC}, 1 process, {threads} threads)",
                              f"{fws_tput:.1f} audio-s/s (wall {theirs['wall']:.1f} s)", ""))
-                rows.append(("Throughput ratio whisper-api / faster-whisper-server", f"{ours_tput / fws_tput:.2f}x",
+                rows.append(("Throughput ratio whisper-api / faster-whisper-server",
+                             f"{ours_tput / fws_tput:.2f}x (workers), {ours_b_tput / fws_tput:.2f}x (batched)",
                              ">= 1.5x"))
                 rows.append((f"/health during them ({FWS_SPEC})",
                              f"p50 {theirs['p50']:.1f} ms, p99 {theirs['p99']:.1f} ms, max {theirs['max']:.1f} ms "

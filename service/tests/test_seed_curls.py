@@ -52,41 +52,36 @@ def workdir(tmp_path_factory, spanish_speech):
     return d
 
 
-@pytest.fixture(scope="module")
-def guide_server(server):
-    return server
-
-
 def here(cmd: str, srv) -> str:
     return cmd.replace("192.168.20.30:8000", f"127.0.0.1:{srv.port}")
 
 
-def test_guide_health(guide_server, workdir):
-    body = run(here(GUIDE_HEALTH, guide_server), workdir)
+def test_guide_health(server, workdir):
+    body = run(here(GUIDE_HEALTH, server), workdir)
     assert body["status"] == "healthy" and body["model"] == SERVED_NAME
     assert body["device"] == "cpu" and body["gpu_available"] in (True, False)
 
 
-def test_guide_transcribe(guide_server, workdir):
-    body = run(here(GUIDE_TRANSCRIBE, guide_server), workdir)
+def test_guide_transcribe(server, workdir):
+    body = run(here(GUIDE_TRANSCRIBE, server), workdir)
     assert set(body) == {"text", "language", "duration", "processing_time", "segments"}
     assert normalize(body["text"]) == normalize(JFK_TEXT) and body["segments"] is None
 
 
-def test_guide_options(guide_server, workdir):
-    body = run(here(GUIDE_OPTIONS, guide_server), workdir)
+def test_guide_options(server, workdir):
+    body = run(here(GUIDE_OPTIONS, server), workdir)
     assert body["language"] == "en" and body["segments"] and body["segments"][0]["words"]
 
 
-def test_guide_url(guide_server, workdir, files_127_2):
+def test_guide_url(server, workdir, files_127_2):
     """The guide's URL is on the internet; the tests may only reach loopback, so it points at 127.0.0.2."""
-    cmd = here(GUIDE_URL, guide_server).replace("https://example.com", files_127_2.url)
+    cmd = here(GUIDE_URL, server).replace("https://example.com", files_127_2.url)
     body = run(cmd, workdir)
     assert normalize(body["text"]) == normalize(JFK_TEXT)
 
 
-def test_guide_translate(guide_server, workdir):
-    body = run(here(GUIDE_TRANSLATE, guide_server), workdir)
+def test_guide_translate(server, workdir):
+    body = run(here(GUIDE_TRANSLATE, server), workdir)
     assert body["text"] and body["duration"] > 2
 
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Benchmark whisper-api on this machine, in one run, and print a Markdown table.
 
@@ -156,14 +155,16 @@ def concurrent_run(url: str, audio: bytes, form: dict[str, str], n: int = 4) -> 
     stop.set()
     poller.join()
     health.sort()
-    pct = lambda q: health[min(len(health) - 1, int(q * len(health)))] * 1000  # noqa: E731
+    def pct(q):
+        return health[min(len(health) - 1, int(q * len(health)))] * 1000
+
     return {"wall": wall, "p50": pct(0.50), "p99": pct(0.99), "max": health[-1] * 1000, "polls": len(health),
             "errors": len(errors)}
 
 
 def direct_once(model, path: Path, beam: int) -> float:
     t0 = time.perf_counter()
-    segments, _ = model.transcribe(str(path), beam_size=beam, language=None)
+    segments, _info = model.transcribe(str(path), beam_size=beam, language=None)
     text = "".join(s.text for s in segments)
     assert text.strip()
     return time.perf_counter() - t0
@@ -219,7 +220,7 @@ def main() -> int:
     transcribe(single.url, audio, {"model": "whisper-1"})  # warm-up
     idle_rss_ours_after = rss_mb(single.proc.pid)
     direct, served = [], []
-    for _ in range(args.runs):
+    for _run in range(args.runs):
         direct.append(direct_once(model, audio_path, args.beam))
         served.append(transcribe(single.url, audio, {"model": "whisper-1"}))
     single.stop()

@@ -102,7 +102,7 @@ def test_queue_full_is_503_with_retry_after(limited_server):
     """One worker, no waiting room: of concurrent requests, the extra ones get 503 + Retry-After at once."""
     mp3 = encode(jfk_samples(), "mp3")
 
-    def one(_):
+    def one(_index):
         with limited_server.client() as c:
             return c.post("/v1/audio/transcriptions", files={"file": ("jfk.mp3", mp3)})
 

@@ -48,7 +48,7 @@ def test_metrics(server):
     samples = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
+            name, _sep, value = line.rpartition(" ")
             samples[name] = float(value)
     assert samples['whisper_api_requests_total{method="POST",route="/transcribe",status="200"}'] >= 1
     assert samples['whisper_api_requests_total{method="POST",route="/v1/audio/transcriptions",status="400"}'] >= 1
@@ -67,7 +67,7 @@ def test_docs_served(server):
 
 def test_health_stays_fast_during_inference(server, long_speech):
     """Both workers decode long audio while /health keeps answering (inference is off the event loop)."""
-    path, _ = long_speech
+    path, _text = long_speech
     data = path.read_bytes()
     results = []
 
@@ -75,7 +75,7 @@ def test_health_stays_fast_during_inference(server, long_speech):
         with server.client() as c:
             results.append(c.post("/transcribe", files={"file": ("long.wav", data)}).status_code)
 
-    threads = [threading.Thread(target=work) for _ in range(2)]
+    threads = [threading.Thread(target=work) for _thread in range(2)]
     for t in threads:
         t.start()
     seen_busy = 0

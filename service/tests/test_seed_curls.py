@@ -33,7 +33,7 @@ OPENSHIFT_TRANSCRIBE = """curl -sk "https://$URL/v1/audio/transcriptions" \\
 def run(cmd: str, cwd, env=None) -> dict:
     assert shutil.which("curl"), "curl is needed: apt-get install -y curl"
     proc = subprocess.run(["bash", "-c", cmd], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, check=False)
     assert proc.returncode == 0, f"{cmd}\n{proc.stdout}\n{proc.stderr}"
     body = json.loads(proc.stdout)
     assert "error" not in body, body

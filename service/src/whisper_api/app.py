@@ -107,7 +107,7 @@ class AuthMiddleware:
         token = b""
         for name, value in scope["headers"]:
             if name == b"authorization":
-                scheme, _, rest = value.partition(b" ")
+                scheme, _sep, rest = value.partition(b" ")
                 if scheme.lower() == b"bearer":
                     token = rest.strip()
         if not token:
@@ -132,7 +132,7 @@ class MetricsMiddleware:
 
     def _route(self, scope) -> str:
         for route in self.fastapi_app.router.routes:
-            match, _ = route.matches(scope)
+            match, _child_scope = route.matches(scope)
             if match == Match.FULL:
                 return getattr(route, "path", "other")
         return "unmatched"

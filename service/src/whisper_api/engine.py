@@ -125,7 +125,7 @@ class Engine:
 
     def stop(self) -> None:
         self._stopping.set()
-        for _ in range(self.settings.workers):
+        for _worker in range(self.settings.workers):
             try:
                 self._queue.put_nowait(None)
             except queue.Full:
@@ -181,7 +181,7 @@ class Engine:
                     local_files_only=s.local_files_only,
                 )
                 # Warm up: proves the device really runs this model (e.g. a CC 5.2 GPU loads but cannot run).
-                segs, _ = model.transcribe(np.zeros(audio.SAMPLE_RATE, dtype=np.float32), beam_size=1,
+                segs, _info = model.transcribe(np.zeros(audio.SAMPLE_RATE, dtype=np.float32), beam_size=1,
                                            language="en" if not model.model.is_multilingual else None)
                 list(segs)
             except Exception as exc:  # noqa: BLE001 - report every failed attempt, try the next device

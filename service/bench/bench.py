@@ -155,6 +155,7 @@ def concurrent_run(url: str, audio: bytes, form: dict[str, str], n: int = 4) -> 
     stop.set()
     poller.join()
     health.sort()
+
     def pct(q):
         return health[min(len(health) - 1, int(q * len(health)))] * 1000
 

@@ -10,7 +10,8 @@ import pytest
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils import pve_api
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from pve_simulator.pytest_plugin import sim  # noqa: E402,F401  pylint: disable=unused-import  (a fixture)
+# the fixture `sim`, imported for pytest:
+from pve_simulator.pytest_plugin import sim  # noqa: E402,F401  pylint: disable=unused-import
 
 ENTRY = "node=pve,path=0000:03:00,id=10de:13f1,iommugroup=15,subsystem-id=10de:1153"
 

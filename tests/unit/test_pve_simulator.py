@@ -13,7 +13,8 @@ import pytest
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from pve_simulator.pytest_plugin import sim  # noqa: E402,F401  pylint: disable=unused-import  (a fixture)
+# the fixture `sim`, imported for pytest:
+from pve_simulator.pytest_plugin import sim  # noqa: E402,F401  pylint: disable=unused-import
 from pve_simulator import validate as V  # noqa: E402
 
 GOOD_ENTRY = "node=pve,path=0000:03:00,id=10de:13f1,iommugroup=15,subsystem-id=10de:1153"

@@ -182,7 +182,7 @@ class Engine:
                 )
                 # Warm up: proves the device really runs this model (e.g. a CC 5.2 GPU loads but cannot run).
                 segs, _info = model.transcribe(np.zeros(audio.SAMPLE_RATE, dtype=np.float32), beam_size=1,
-                                           language="en" if not model.model.is_multilingual else None)
+                                               language="en" if not model.model.is_multilingual else None)
                 list(segs)
             except Exception as exc:  # noqa: BLE001 - report every failed attempt, try the next device
                 errors.append(f"{device}/{compute_type}: {type(exc).__name__}: {exc}")

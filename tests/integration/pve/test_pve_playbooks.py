@@ -18,7 +18,8 @@ import requests
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
-from pve_simulator.pytest_plugin import sim  # noqa: E402,F401  pylint: disable=unused-import  (a fixture)
+# the fixture `sim`, imported for pytest:
+from pve_simulator.pytest_plugin import sim  # noqa: E402,F401  pylint: disable=unused-import
 
 RECAP_RE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 

@@ -25,7 +25,8 @@ service-venv: $(SERVICE_STAMP)
 test-service: setup service-apt service-venv
 	cd $(SERVICE_DIR) && HF_HUB_OFFLINE=1 $(SERVICE_PY) -m pytest -q -p no:cacheprovider tests
 
+# BENCH_ARGS: extra options of bench/bench.py (tests/readme runs a short form: --seconds 15 --runs 1 --skip-fws).
 bench-service: setup service-apt service-venv
-	cd $(SERVICE_DIR) && HF_HUB_OFFLINE=1 $(SERVICE_PY) bench/bench.py
+	cd $(SERVICE_DIR) && HF_HUB_OFFLINE=1 $(SERVICE_PY) bench/bench.py $(BENCH_ARGS)
 
 TEST_TARGETS += test-service

@@ -8,7 +8,7 @@
 4. the same workload against PyPI faster-whisper-server==0.0.3 in its own venv on the same model directory.
 
 Not a test: it prints figures. Other processes on the machine skew them; the load average is printed.
-Usage: HF_HUB_OFFLINE=1 service/.venv/bin/python service/bench/bench.py [--model DIR] [--threads N]
+Usage: HF_HUB_OFFLINE=1 service/.venv/bin/python service/bench/bench.py [--model DIR] [--threads N] [--seconds S]
 """
 
 from __future__ import annotations
@@ -193,11 +193,13 @@ def main() -> int:
     ap.add_argument("--beam", type=int, default=5)
     ap.add_argument("--runs", type=int, default=3, help="interleaved runs for the overhead medians")
     ap.add_argument("--skip-fws", action="store_true")
+    ap.add_argument("--seconds", type=int, default=60, help="length of the speech sample (the README's figures: 60)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     WORK.mkdir(exist_ok=True)
     model_dir = args.model or default_model()
-    audio_path = make_audio(60)
+    secs = args.seconds
+    audio_path = make_audio(secs)
     audio = audio_path.read_bytes()
     load_start = os.getloadavg()
     threads = args.threads
@@ -229,7 +231,7 @@ def main() -> int:
     gc.collect()
     d_med, s_med = statistics.median(direct), statistics.median(served)
     overhead = (s_med - d_med) / d_med * 100
-    rows.append(("Overhead vs direct faster-whisper (60 s file, 1 request, median of "
+    rows.append((f"Overhead vs direct faster-whisper ({secs} s file, 1 request, median of "
                  f"{args.runs} interleaved)", f"{overhead:+.1f} % (service {s_med:.2f} s, direct {d_med:.2f} s)",
                  "<= 5 %"))
     rows.append(("Idle RSS, model loaded (whisper-api, 1 worker)",
@@ -245,8 +247,8 @@ def main() -> int:
     transcribe(multi.url, audio, {"model": "whisper-1"})
     ours = concurrent_run(multi.url, audio, {"model": "whisper-1"})
     multi.stop()
-    ours_tput = 4 * 60 / ours["wall"]
-    rows.append((f"Throughput, 4 concurrent 60 s requests (whisper-api, {workers} workers x "
+    ours_tput = 4 * secs / ours["wall"]
+    rows.append((f"Throughput, 4 concurrent {secs} s requests (whisper-api, {workers} workers x "
                  f"{max(1, threads // workers)} threads)", f"{ours_tput:.1f} audio-s/s (wall {ours['wall']:.1f} s)", ""))
     rows.append(("/health during them (whisper-api)",
                  f"p50 {ours['p50']:.1f} ms, p99 {ours['p99']:.1f} ms, max {ours['max']:.1f} ms "
@@ -261,7 +263,7 @@ def main() -> int:
     transcribe(batched.url, audio, {"model": "whisper-1"})
     ours_b = concurrent_run(batched.url, audio, {"model": "whisper-1"})
     batched.stop()
-    ours_b_tput = 4 * 60 / ours_b["wall"]
+    ours_b_tput = 4 * secs / ours_b["wall"]
     rows.append((f"Throughput, same workload (whisper-api, WHISPER_API_BATCHED=true batch 8, 1 worker x {threads} "
                  "threads)", f"{ours_b_tput:.1f} audio-s/s (wall {ours_b['wall']:.1f} s)", ""))
     rows.append(("/health during them (whisper-api, batched)",
@@ -290,7 +292,7 @@ def main() -> int:
                 transcribe(fws.url, audio, {"model_name": "whisper-1"})  # loads the model lazily
                 fws_rss = rss_mb(fws.proc.pid)
                 theirs = concurrent_run(fws.url, audio, {"model_name": "whisper-1"})
-                fws_tput = 4 * 60 / theirs["wall"]
+                fws_tput = 4 * secs / theirs["wall"]
                 rows.append((f"Throughput, same workload ({FWS_SPEC}, 1 process, {threads} threads)",
                              f"{fws_tput:.1f} audio-s/s (wall {theirs['wall']:.1f} s)", ""))
                 rows.append(("Throughput ratio whisper-api / faster-whisper-server",
@@ -307,7 +309,7 @@ def main() -> int:
 
     load_end = os.getloadavg()
     print(f"\nwhisper-api benchmark: model {Path(model_dir).name} ({model_dir}), CPU int8, beam {args.beam}, "
-          f"{os.cpu_count()} CPUs, {threads} CTranslate2 threads in total; audio: 60 s espeak-ng speech")
+          f"{os.cpu_count()} CPUs, {threads} CTranslate2 threads in total; audio: {secs} s espeak-ng speech")
     print(f"load average (1 min) at start {load_start[0]:.2f}, at end {load_end[0]:.2f}: other processes shared "
           "the CPUs during the run, so absolute times are pessimistic; ratios compare runs taken side by side.\n")
     print("| Measure | Result | Target |")

@@ -1,0 +1,312 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Every command in the README is run by a test or by .ci/run (issue 8): the accounting, and the
+commands that need no lab.
+
+COVERAGE maps each command that tests/readme/readme_commands.py finds in README.md and in
+inventories/homelab/README.md to the test that runs it. A command no entry claims fails
+test_every_readme_command_is_run_by_a_test; an entry naming a test that does not exist fails too.
+The commands that talk to the deployed API run in tests/readme/test_readme_demo.py, after that
+module has run `make demo` itself (make test-demo).
+
+What "run" means for the commands written for a real Proxmox node (the homelab inventory): they are
+run verbatim on a pseudo-terminal that types the example vault password, with `--list-hosts
+--list-tasks` appended so that Ansible loads the inventory, the vault, the playbooks and the roles and
+stops before contacting 192.168.20.x, which this machine must not reach; their variables are checked
+against the roles' argument specs. The same playbooks run for real against the lab in make demo.
+"""
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import readme_commands
+import yaml
+
+from helpers import HOMELAB_README, README, READMES, REPO, VAULT_EXAMPLE_PASSWORD, bash, commands, run_pty
+
+DEMO = "tests/readme/test_readme_demo.py"
+STATIC = "tests/readme/test_readme_static.py"
+PVE = "tests/integration/pve/test_pve_playbooks.py"
+
+# (README file, regex on the command text, the test that runs it)
+COVERAGE = [
+    (README, r"make demo", f"{DEMO}::test_make_demo_prints_the_transcript"),
+    (README, r"make test", f"{STATIC}::test_make_test_is_what_ci_runs"),
+    (README, r"make demo-down", f"{DEMO}::test_make_demo_down_leaves_nothing"),
+    (README, r"lspci -nnD", f"{DEMO}::test_lspci_on_the_node_shows_the_gpu_address"),
+    (README, r"make setup && \. \.venv/bin/activate", f"{STATIC}::test_setup_and_activate"),
+    (README, r"ansible-playbook -i inventories/homelab --ask-vault-pass playbooks/site\.yml --check --diff",
+     f"{STATIC}::test_homelab_site_command_loads"),
+    (README, r"--check", f"{STATIC}::test_homelab_site_command_loads"),
+    (README, r"-e proxmox_vfio_reboot_ok=true", f"{STATIC}::test_homelab_reboot_consent_is_a_role_variable"),
+    (README, r"--tags host\|mapping\|vm\|driver\|whisper\|verify", f"{STATIC}::test_stage_tags_and_playbooks"),
+    (README, r"ansible-doc homelab\.gpu_passthrough\.\w+", f"{STATIC}::test_ansible_doc_modules"),
+    (README, r"ansible-doc -t role homelab\.gpu_passthrough\.<role>", f"{STATIC}::test_ansible_doc_roles"),
+    (README, r"-vvv", f"{PVE}::test_simulated_pve_roles_check_converge_idempotence_and_no_secret"),
+    (README, r"curl .*", f"{DEMO}::test_readme_curl_commands"),
+    (README, r"from openai import OpenAI\n.*", f"{DEMO}::test_readme_openai_python_example"),
+    (README, r"speech:\n.*", f"{DEMO}::test_readme_librechat_config"),
+    (README, r"make bench-service", f"{STATIC}::test_make_bench_service_prints_the_table"),
+    (HOMELAB_README, r"ansible-vault create inventories/homelab/group_vars/all/vault\.yml",
+     f"{STATIC}::test_vault_create_then_site_loads"),
+    (HOMELAB_README, r"ansible-playbook -i inventories/homelab --ask-vault-pass playbooks/site\.yml",
+     f"{STATIC}::test_homelab_site_command_loads"),
+    (HOMELAB_README, r"-e proxmox_vfio_reboot_ok=true", f"{STATIC}::test_homelab_reboot_consent_is_a_role_variable"),
+]
+
+LIST_ONLY = ["--list-hosts", "--list-tasks"]
+STAGES = ["host", "mapping", "vm", "driver", "whisper", "verify"]
+
+
+def claims(readme: Path, text: str) -> list[str]:
+    return [test for path, rx, test in COVERAGE if path == readme and re.fullmatch(rx, text, flags=re.S)]
+
+
+def test_the_readmes_have_commands():
+    """The extractor finds what a reader sees: guards against a parser that silently finds nothing."""
+    found = [c.text for c in commands(README)]
+    assert "make demo" in found and "make test" in found, found
+    assert sum(t.startswith("curl ") for t in found) >= 3, found
+    assert any(t.startswith("ansible-doc ") for t in found), found
+    assert any(c.kind == "python" for c in commands(README))
+    assert any(c.kind == "yaml" for c in commands(README))
+    assert commands(HOMELAB_README)
+
+
+@pytest.mark.parametrize("readme", READMES, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_readme_command_is_run_by_a_test(readme):
+    unclaimed = [str(c) for c in commands(readme) if not claims(readme, c.text)]
+    assert not unclaimed, (
+        "README commands that no test runs (add the test and a COVERAGE entry in "
+        f"{STATIC}, or drop the command):\n  " + "\n  ".join(unclaimed))
+    ambiguous = [f"{c}: {claims(readme, c.text)}" for c in commands(readme) if len(claims(readme, c.text)) > 1]
+    assert not ambiguous, "README commands claimed by more than one entry:\n  " + "\n  ".join(ambiguous)
+
+
+def test_every_coverage_entry_names_a_test_that_exists():
+    missing = []
+    for _readme, _rx, node in COVERAGE:
+        path, func = node.split("::")
+        tree = ast.parse((REPO / path).read_text(encoding="utf-8"))
+        names = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+        if func not in names:
+            missing.append(node)
+    assert not missing, f"COVERAGE names tests that do not exist: {missing}"
+
+
+def test_every_coverage_entry_matches_a_command():
+    """A stale entry (the README no longer has the command) is removed, not kept."""
+    stale = [(str(p.relative_to(REPO)), rx) for p, rx, _t in COVERAGE
+             if not any(re.fullmatch(rx, c.text, flags=re.S) for c in commands(p))]
+    assert not stale, f"COVERAGE entries that match no README command: {stale}"
+
+
+def test_the_demo_module_is_run_by_make_test():
+    """The live half runs in make test (mk/demo.mk, test-demo)."""
+    out = subprocess.run(["make", "-pq", "test"], cwd=REPO, capture_output=True, text=True, check=False).stdout
+    targets = re.search(r"^TEST_TARGETS :?= (.*)$", out, flags=re.M)
+    assert targets and "test-demo" in targets.group(1).split(), "test-demo is not in make test's TEST_TARGETS"
+    assert "test-readme" in targets.group(1).split(), "test-readme is not in make test's TEST_TARGETS"
+    assert DEMO in (REPO / "mk" / "demo.mk").read_text(encoding="utf-8")
+
+
+def test_make_test_is_what_ci_runs():
+    """`make test` is the command .ci/run runs (CI itself is what runs it)."""
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    code = [ln.strip() for ln in ci.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    assert any(re.match(r"make test(\s|$)", ln) for ln in code), f".ci/run does not run `make test`:\n{ci}"
+
+
+def test_setup_and_activate():
+    cmd = next(c.text for c in commands(README) if c.text.startswith("make setup"))
+    res = bash(cmd + " && command -v ansible-playbook && ansible --version", PATH="/usr/bin:/bin")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert str(REPO / ".venv" / "bin" / "ansible-playbook") in res.stdout, res.stdout
+    assert "core 2.19." in res.stdout, res.stdout
+
+
+@pytest.fixture(scope="module")
+def ssh_home(tmp_path_factory):
+    """A HOME with ~/.ssh/id_ed25519.pub: the homelab inventory hands that key to cloud-init."""
+    home = tmp_path_factory.mktemp("home")
+    (home / ".ssh").mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / ".ssh" / "id_ed25519")],
+                   check=True)
+    return home
+
+
+def homelab_site_commands():
+    out = []
+    for readme in READMES:
+        for c in commands(readme):
+            if c.text.startswith("ansible-playbook -i inventories/homelab"):
+                out.append(pytest.param(c.text, id=f"{readme.parent.name}:{c.line}"))
+    return out
+
+
+@pytest.mark.parametrize("cmd", homelab_site_commands())
+def test_homelab_site_command_loads(cmd, ssh_home):
+    argv = cmd.split() + LIST_ONLY
+    rc, out = run_pty(argv, [(r"Vault password", VAULT_EXAMPLE_PASSWORD)], extra_env={"HOME": str(ssh_home)})
+    assert rc == 0, out
+    for host in ("server", "whisper-gpu"):
+        assert host in out, out
+    for stage in STAGES:
+        assert re.search(rf"TAGS: \[[^\]]*\b{stage}\b", out), f"no task tagged {stage}:\n{out}"
+    # and the variables those plays hand to the roles are valid (vault decrypted by the same password)
+    rc, out = run_pty(["ansible-playbook", "-i", "inventories/homelab", "--ask-vault-pass",
+                       "tests/readme/homelab_argument_specs.yml"],
+                      [(r"Vault password", VAULT_EXAMPLE_PASSWORD)], extra_env={"HOME": str(ssh_home)})
+    assert rc == 0, out
+    assert "proxmox_vfio, proxmox_pci_mapping, proxmox_gpu_vm accept" in out, out
+    assert "nvidia_driver, whisper_api accept" in out, out
+
+
+def test_homelab_reboot_consent_is_a_role_variable(ssh_home):
+    spec = yaml.safe_load((REPO / "roles/proxmox_vfio/meta/argument_specs.yml").read_text(encoding="utf-8"))
+    opt = spec["argument_specs"]["main"]["options"]["proxmox_vfio_reboot_ok"]
+    assert opt["type"] == "bool" and opt["default"] is False, opt
+    rc, out = run_pty(["ansible-playbook", "-i", "inventories/homelab", "--ask-vault-pass", "playbooks/site.yml",
+                       "-e", "proxmox_vfio_reboot_ok=true", *LIST_ONLY],
+                      [(r"Vault password", VAULT_EXAMPLE_PASSWORD)], extra_env={"HOME": str(ssh_home)})
+    assert rc == 0, out
+
+
+def test_stage_tags_and_playbooks(ssh_home):
+    text = README.read_text(encoding="utf-8")
+    tags = re.search(r"--tags ([a-z|]+)", text).group(1).split("|")
+    assert tags == STAGES
+    for tag in tags:
+        for playbook in ("playbooks/site.yml", f"playbooks/{tag}.yml"):
+            rc, out = run_pty(["ansible-playbook", "-i", "inventories/homelab", "--ask-vault-pass", playbook,
+                               "--tags", tag, "--list-tasks"],
+                              [(r"Vault password", VAULT_EXAMPLE_PASSWORD)], extra_env={"HOME": str(ssh_home)})
+            assert rc == 0, out
+            listed = [ln for ln in out.splitlines() if "TAGS:" in ln and "play #" not in ln]
+            ours = [ln for ln in listed if re.search(rf"TAGS: \[[^\]]*\b{tag}\b", ln)]
+            assert ours, f"--tags {tag} on {playbook} lists no task:\n{out}"
+            # what else is listed is tagged `always`: argument validation and preflight checks that
+            # run on the controller without contacting the hosts of other stages
+            others = [ln for ln in listed if ln not in ours]
+            assert all("always" in ln.split("TAGS:")[1] for ln in others), others
+    # "playbooks/host.yml, ...": every stage is a playbook of its own, imported by site.yml in order
+    site = yaml.safe_load((REPO / "playbooks/site.yml").read_text(encoding="utf-8"))
+    assert [p["ansible.builtin.import_playbook"] for p in site] == [f"{s}.yml" for s in STAGES]
+
+
+def test_ansible_doc_modules():
+    cmds = [c.text for c in commands(README) if re.fullmatch(r"ansible-doc homelab\.gpu_passthrough\.\w+", c.text)]
+    modules = sorted(p.stem for p in (REPO / "plugins/modules").glob("*.py") if p.stem != "__init__")
+    assert sorted(c.rsplit(".", 1)[1] for c in cmds) == modules, "the README's module table is not the module list"
+    for cmd in cmds:
+        res = bash(cmd)
+        assert res.returncode == 0, res.stderr
+        name = cmd.split()[-1]
+        assert name.upper() in res.stdout.upper() and "OPTIONS" in res.stdout, res.stdout[:500]
+
+
+def test_ansible_doc_roles():
+    cmd = next(c.text for c in commands(README) if "-t role" in c.text)
+    roles = sorted(p.parent.parent.name for p in (REPO / "roles").glob("*/meta/argument_specs.yml"))
+    assert len(roles) == 5, roles
+    for role in roles:
+        res = bash(cmd.replace("<role>", role))
+        assert res.returncode == 0, res.stderr
+        assert f"{role}_" in res.stdout and "OPTIONS" in res.stdout.upper(), res.stdout[:500]
+
+
+def test_vault_create_then_site_loads(tmp_path, ssh_home):
+    """`ansible-vault create` of the homelab README, on a copy of the inventory: the editor is a
+    script that writes the two variables the README names; then site.yml loads with the new vault."""
+    cmd = next(c.text for c in commands(HOMELAB_README) if c.text.startswith("ansible-vault create"))
+    for name in ("vault_proxmox_api_token_secret", "vault_whisper_api_key"):
+        assert name in HOMELAB_README.read_text(encoding="utf-8")
+    work = tmp_path / "repo"
+    shutil.copytree(REPO / "inventories", work / "inventories")
+    shutil.copytree(REPO / "playbooks", work / "playbooks")
+    (work / "inventories/homelab/group_vars/all/vault.yml").unlink()
+    editor = tmp_path / "editor.sh"
+    editor.write_text("#!/bin/sh\nprintf 'vault_proxmox_api_token_secret: 0b6a-test\\n"
+                      "vault_whisper_api_key: test-key\\n' > \"$1\"\n", encoding="utf-8")
+    editor.chmod(0o755)
+    password = "a-new-password"
+    rc, out = run_pty(cmd.split(), [(r"New Vault password", password), (r"Confirm New Vault password", password)],
+                      cwd=work, extra_env={"EDITOR": str(editor), "HOME": str(ssh_home),
+                                           "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".collections")})
+    assert rc == 0, out
+    vault = (work / "inventories/homelab/group_vars/all/vault.yml").read_text(encoding="utf-8")
+    assert vault.startswith("$ANSIBLE_VAULT;1.1;AES256"), vault[:80]
+    rc, out = run_pty(["ansible-inventory", "-i", "inventories/homelab", "--ask-vault-pass", "--host", "server"],
+                      [(r"Vault password", password)], cwd=work,
+                      extra_env={"HOME": str(ssh_home), "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".collections")})
+    assert rc == 0 and "0b6a-test" in out, out
+
+
+def test_make_bench_service_prints_the_table():
+    """`make bench-service`, in its short form (BENCH_ARGS: 15 s of speech, one overhead run, without
+    the faster-whisper-server comparison): the target works and prints the README's table rows. The
+    figures in the README come from the full run (no BENCH_ARGS)."""
+    res = bash('make bench-service BENCH_ARGS="--seconds 15 --runs 1 --skip-fws"', timeout=1200)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    out = res.stdout
+    print(out[out.find("whisper-api benchmark"):])
+    assert "| Measure | Result | Target |" in out, out[-2000:]
+    for row in ("Overhead vs direct faster-whisper", "Idle RSS, model loaded", "Throughput, 4 concurrent",
+                "/health during them (whisper-api)", "WHISPER_API_BATCHED=true"):
+        assert row in out, f"bench output lacks the row {row!r}"
+    readme = README.read_text(encoding="utf-8")
+    for row in ("Overhead vs", "Idle RSS", "4 concurrent", "WHISPER_API_BATCHED=true", "faster-whisper-server 0.0.3"):
+        assert row in readme
+
+
+def test_readme_paths_exist():
+    """Files and folders the README and the homelab README name, in links or code spans, exist."""
+    missing = []
+    for readme in READMES:
+        text = readme.read_text(encoding="utf-8")
+        refs = re.findall(r"\]\(([^)#]+)\)", text)
+        refs += [s for _n, s in readme_commands.spans(readme)
+                 if re.fullmatch(r"[\w.-]+(/[\w.<>-]*)+", s) and "<" not in s and not s.startswith("/")]
+        for ref in refs:
+            if ref.startswith("http"):
+                continue
+            base = REPO if ref.split("/")[0] in {p.name for p in REPO.iterdir()} else readme.parent
+            in_every_role = ref.startswith(("meta/", "defaults/", "tasks/")) and all(
+                (role / ref).exists() for role in (REPO / "roles").iterdir())
+            if not (base / ref).exists() and not in_every_role:
+                missing.append(f"{readme.relative_to(REPO)}: {ref}")
+    assert not missing, f"README names paths that do not exist: {missing}"
+
+
+def test_readme_role_variables_exist():
+    """Role variables the README names (`proxmox_vfio_reboot_ok`, `whisper_api_require_gpu: true`, ...)
+    are options of that role's argument spec; service settings (WHISPER_API_*) exist in the service."""
+    options = {}
+    for spec in (REPO / "roles").glob("*/meta/argument_specs.yml"):
+        options.update(yaml.safe_load(spec.read_text(encoding="utf-8"))["argument_specs"]["main"]["options"])
+    service_src = "\n".join(p.read_text(encoding="utf-8") for p in (REPO / "service").rglob("*.py")
+                            if ".venv" not in p.parts)
+    prefixes = tuple(p.name + "_" for p in (REPO / "roles").iterdir())
+    missing = []
+    for readme in READMES:
+        for _n, span in readme_commands.spans(readme):
+            for word in re.findall(r"\b[a-z][a-z0-9_]+\b", span):
+                if word.startswith(prefixes) and word not in options and not word.endswith("_required"):
+                    missing.append(f"{readme.name}: {word}")
+            for setting in re.findall(r"\bWHISPER_API_[A-Z_]+", span):
+                if setting.removeprefix("WHISPER_API_").lower() not in service_src.lower():
+                    missing.append(f"{readme.name}: {setting}")
+    assert not missing, f"README names variables no role or service has: {missing}"
+
+
+def test_set_facts_named_in_the_readme_are_set_by_the_roles():
+    text = README.read_text(encoding="utf-8")
+    for fact in re.findall(r"`(\w+_reboot_required)`", text):
+        role = fact.removesuffix("_reboot_required")
+        tasks = "\n".join(p.read_text(encoding="utf-8") for p in (REPO / "roles" / role).rglob("*.yml"))
+        assert f"{fact}:" in tasks, f"{fact} is named in the README but role {role} never sets it"
+

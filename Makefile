@@ -40,7 +40,7 @@ test-unit: setup
 include $(sort $(wildcard mk/*.mk))
 
 # Cheap and fast first, the lab VM scenarios last.
-TEST_ORDER := test-modules test-pve test-service test-guest test-lab test-vfio
+TEST_ORDER := test-modules test-pve test-service test-readme test-guest test-lab test-vfio test-demo
 test: setup lint test-unit $(foreach t,$(TEST_ORDER),$(filter $t,$(TEST_TARGETS))) $(filter-out $(TEST_ORDER),$(TEST_TARGETS))
 	@echo "make test: all green (lint test-unit $(TEST_TARGETS))"
 

@@ -60,7 +60,11 @@ fi
 
 say "4/4 transcript of service/tests/data/jfk.flac through the deployed API"
 guest="${LAB_GUEST_NET:-10.213}.1.2"   # whisper-guest's address (inventories/lab/hosts.yml)
-curl -sS -F file=@service/tests/data/jfk.flac -F model=whisper-1 "http://$guest:8000/v1/audio/transcriptions" \
+# the service's API key, from inventories/lab/group_vars/gpu_guests.yml (curl reads the header from stdin)
+key=$(ansible-inventory -i inventories/lab --host whisper-guest \
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["whisper_api_api_keys"][0])')
+printf 'header = "Authorization: Bearer %s"\n' "$key" | curl -sS --fail-with-body -K - \
+    -F file=@service/tests/data/jfk.flac -F model=whisper-1 "http://$guest:8000/v1/audio/transcriptions" \
     | python3 -c 'import json,sys; print("  \"" + json.load(sys.stdin)["text"].strip() + "\"")'
 curl -sS "http://$guest:8000/health"; echo
 cat <<TXT
@@ -68,6 +72,6 @@ cat <<TXT
 [demo] done in $(( $(date +%s) - t0 )) s (site.yml $(( t2 - t1 )) s).
   lab host VM lab-pve:   IOMMU on, GPU 0000:00:05.0 + 00:05.1 bound to vfio-pci   (lab/bin/lab ssh lab-pve)
   simulated PVE API:     https://127.0.0.1:$PROXMOX_PORT  mapping + VM created     ($STATE)
-  whisper API:           http://$guest:8000  (/docs, /health, /v1/audio/transcriptions)
+  whisper API:           http://$guest:8000  (/docs, /health, /v1/audio/transcriptions; key: $key)
   remove it all:         make demo-down
 TXT

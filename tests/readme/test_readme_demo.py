@@ -160,6 +160,7 @@ def test_readme_curl_commands(up, meeting_m4a):
     curls = [c.text for c in commands(README) if c.text.startswith("curl ")]
     assert len(curls) == 3, curls
     for cmd in curls:
+        print(f"\n[test-demo] README: {cmd}\n            ran: {on_lab(cmd, up)}")
         res = bash(on_lab(cmd, up), cwd=meeting_m4a, KEY=up.key, timeout=300)
         assert res.returncode == 0, f"{cmd}\n{res.stdout}\n{res.stderr}"
         body = json.loads(res.stdout)
@@ -170,7 +171,7 @@ def test_readme_curl_commands(up, meeting_m4a):
             assert body["segments"] and body["segments"][0]["end"] > 0, body
         else:
             assert PHRASE in body["text"].lower().replace(",", ""), body
-        print(f"\n[test-demo] {cmd}\n  -> {res.stdout.strip()[:200]}")
+        print(f"            -> {res.stdout.strip()[:200]}")
         if "$KEY" in cmd:
             # the key is what lets it through (README "Security notes")
             res = bash(on_lab(cmd, up) + " -s -o /dev/null -w '%{http_code}'", cwd=meeting_m4a, KEY="wrong-key")

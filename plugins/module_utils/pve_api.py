@@ -29,8 +29,9 @@ TOKEN_ID_RE = re.compile(r"^(?P<user>[^\s@!=]+@[^\s@!=]+)!(?P<name>[A-Za-z][A-Za
 UPID_RE = re.compile(r"^UPID:(?P<node>[a-zA-Z0-9][a-zA-Z0-9.-]*):[0-9A-F]{8}:[0-9A-F]{8,9}:[0-9A-F]{8}:"
                      r"(?P<type>[^:\s]+):(?P<id>[^:\s]*):(?P<user>[^:\s]+):$")
 
-# Shared options of every module that talks to the PVE API (documentation fragment: the modules'
-# DOCUMENTATION repeats them). Environment fallbacks follow community.proxmox.
+# Shared options of every module that talks to the PVE API, documented once in the doc fragment
+# homelab.gpu_passthrough.proxmox (plugins/doc_fragments/proxmox.py) except task_timeout, which each
+# module documents. Environment fallbacks follow community.proxmox.
 CONNECTION_ARGSPEC = dict(
     api_host=dict(type="str", required=True),
     api_port=dict(type="int", default=8006),

@@ -43,22 +43,9 @@ options:
         local console when the VM starts.
     type: bool
     default: false
-  root:
-    description:
-      - Directory under which C(sys/) and C(proc/) are read.
-      - Change it only to read a copy of another host's sysfs, for example a test fixture tree.
-    type: path
-    default: /
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads files; check mode gives the same verdict.
-  diff_mode:
-    support: none
-    description: Nothing is changed, so there is no diff.
-  idempotent:
-    support: full
-    description: The same host state gives the same verdict.
+extends_documentation_fragment:
+  - homelab.gpu_passthrough.sysfs
+  - homelab.gpu_passthrough.read_only
 notes:
   - A group that holds the card's own functions and its upstream root port or bridge is acceptable,
     as the Proxmox VE documentation says. Sibling bridges (ports that lead elsewhere) count as intruders.

@@ -20,23 +20,9 @@ description:
     Use M(homelab.gpu_passthrough.gpu_isolation) to fail when a GPU cannot be passed through.
 author:
   - homelab.gpu_passthrough contributors (@homelab)
-options:
-  root:
-    description:
-      - Directory under which C(sys/) and C(proc/) are read.
-      - Change it only to read a copy of another host's sysfs, for example a test fixture tree.
-    type: path
-    default: /
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads files; check mode returns the same data.
-  diff_mode:
-    support: none
-    description: Nothing is changed, so there is no diff.
-  idempotent:
-    support: full
-    description: Reading twice gives the same result on an unchanged host.
+extends_documentation_fragment:
+  - homelab.gpu_passthrough.sysfs
+  - homelab.gpu_passthrough.read_only
 notes:
   - Interrupt remapping is taken from the C(IR-) prefix of interrupt chip names in
     C(/proc/interrupts) (C(IR-IO-APIC), C(IR-PCI-MSI)), which the kernel uses on Intel and AMD

@@ -57,16 +57,8 @@ options:
         description: MiB needed with int8 weights.
         type: int
         required: true
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads; check mode returns the same data.
-  diff_mode:
-    support: none
-    description: Nothing is changed, so there is no diff.
-  idempotent:
-    support: full
-    description: Reading twice gives the same result on an unchanged machine.
+extends_documentation_fragment:
+  - homelab.gpu_passthrough.read_only
 notes:
   - Device ids come from the PCI ID repository; ids missing from the table are classified by the
     id block NVIDIA allocated to their chip generation (RV(gpus[].known_by) is V(range)), or not at all

@@ -22,36 +22,7 @@ description:
     isolated; test RV(isolated) (M(homelab.gpu_passthrough.proxmox_pci_mapping) refuses such a GPU).
 author:
   - homelab.gpu_passthrough contributors (@homelab)
-requirements:
-  - proxmoxer >= 2.0 and requests on the host that runs the module.
 options:
-  api_host:
-    description: Host name or address of a Proxmox VE node. Falls back to E(PROXMOX_HOST).
-    type: str
-    required: true
-  api_port:
-    description: TCP port of the API. Falls back to E(PROXMOX_PORT).
-    type: int
-    default: 8006
-  api_token_id:
-    description: Token id V(USER@REALM!TOKENNAME). Falls back to E(PROXMOX_TOKEN_ID).
-    type: str
-    required: true
-  api_token_secret:
-    description: The token's secret. Never logged. Falls back to E(PROXMOX_TOKEN_SECRET).
-    type: str
-    required: true
-  validate_certs:
-    description: Verify the API's TLS certificate. Falls back to E(PROXMOX_VALIDATE_CERTS).
-    type: bool
-    default: true
-  ca_path:
-    description: CA bundle that signed the API certificate (a copy of C(/etc/pve/pve-root-ca.pem)).
-    type: path
-  timeout:
-    description: Seconds to wait for each HTTP request.
-    type: int
-    default: 30
   task_timeout:
     description: Unused by this module (no tasks); accepted for symmetry with the other API modules.
     type: int
@@ -70,16 +41,9 @@ options:
     description: Passed to the verdict; the API does not report the boot display, so it has no effect here.
     type: bool
     default: false
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; check mode returns the same data.
-  diff_mode:
-    support: none
-    description: Nothing is changed.
-  idempotent:
-    support: full
-    description: Read-only.
+extends_documentation_fragment:
+  - homelab.gpu_passthrough.proxmox
+  - homelab.gpu_passthrough.read_only
 seealso:
   - module: homelab.gpu_passthrough.gpu_isolation
   - module: homelab.gpu_passthrough.proxmox_pci_mapping

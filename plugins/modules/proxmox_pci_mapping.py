@@ -26,47 +26,7 @@ description:
   - Authentication is by API token only (C(Authorization) header C(PVEAPIToken=...)). The secret is never logged.
 author:
   - homelab.gpu_passthrough contributors (@homelab)
-requirements:
-  - proxmoxer >= 2.0 and requests on the host that runs the module (usually the controller, with
-    C(delegate_to) V(localhost)).
 options:
-  api_host:
-    description:
-      - Host name or address of a Proxmox VE node (the API listens on O(api_port)).
-      - Falls back to the environment variable E(PROXMOX_HOST).
-    type: str
-    required: true
-  api_port:
-    description:
-      - TCP port of the API. Falls back to E(PROXMOX_PORT).
-    type: int
-    default: 8006
-  api_token_id:
-    description:
-      - Token id, V(USER@REALM!TOKENNAME), for example V(automation@pve!ansible).
-      - Falls back to E(PROXMOX_TOKEN_ID).
-    type: str
-    required: true
-  api_token_secret:
-    description:
-      - The token's secret (a UUID printed once by C(pveum user token add)). Never logged.
-      - Falls back to E(PROXMOX_TOKEN_SECRET).
-    type: str
-    required: true
-  validate_certs:
-    description:
-      - Verify the TLS certificate of the API. Falls back to E(PROXMOX_VALIDATE_CERTS).
-      - Keep it on and give O(ca_path) for the self-signed PVE CA.
-    type: bool
-    default: true
-  ca_path:
-    description:
-      - CA bundle that signed the API certificate, e.g. a copy of C(/etc/pve/pve-root-ca.pem).
-    type: path
-  timeout:
-    description: Seconds to wait for each HTTP request.
-    type: int
-    default: 30
   task_timeout:
     description: Seconds to wait for a Proxmox worker task (not used by mappings, kept for symmetry).
     type: int
@@ -142,6 +102,8 @@ options:
       - Compare the entries of O(map) with their node's hardware before writing and fail on a difference.
     type: bool
     default: true
+extends_documentation_fragment:
+  - homelab.gpu_passthrough.proxmox
 attributes:
   check_mode:
     support: full

@@ -25,36 +25,7 @@ description:
     MAC PVE generates), so later runs do not fight PVE's rewritten values.
 author:
   - homelab.gpu_passthrough contributors (@homelab)
-requirements:
-  - proxmoxer >= 2.0 and requests on the host that runs the module.
 options:
-  api_host:
-    description: Host name or address of a Proxmox VE node. Falls back to E(PROXMOX_HOST).
-    type: str
-    required: true
-  api_port:
-    description: TCP port of the API. Falls back to E(PROXMOX_PORT).
-    type: int
-    default: 8006
-  api_token_id:
-    description: Token id V(USER@REALM!TOKENNAME). Falls back to E(PROXMOX_TOKEN_ID).
-    type: str
-    required: true
-  api_token_secret:
-    description: The token's secret. Never logged. Falls back to E(PROXMOX_TOKEN_SECRET).
-    type: str
-    required: true
-  validate_certs:
-    description: Verify the API's TLS certificate. Falls back to E(PROXMOX_VALIDATE_CERTS).
-    type: bool
-    default: true
-  ca_path:
-    description: CA bundle that signed the API certificate (a copy of C(/etc/pve/pve-root-ca.pem)).
-    type: path
-  timeout:
-    description: Seconds to wait for each HTTP request.
-    type: int
-    default: 30
   task_timeout:
     description: Seconds to wait for each worker task (create, clone, start).
     type: int
@@ -98,6 +69,8 @@ options:
     type: str
     choices: [present, started, stopped]
     default: present
+extends_documentation_fragment:
+  - homelab.gpu_passthrough.proxmox
 attributes:
   check_mode:
     support: full

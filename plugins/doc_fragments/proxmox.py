@@ -1,0 +1,55 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) homelab.gpu_passthrough contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Connection options of the modules that talk to the Proxmox VE API. The argument spec they
+    # document is CONNECTION_ARGSPEC and ENV_FALLBACKS in plugins/module_utils/pve_api.py
+    # (connection_argspec()). task_timeout is in that spec too but is documented by each module,
+    # since only some modules start worker tasks.
+    DOCUMENTATION = r"""
+requirements:
+  - proxmoxer >= 2.0 and requests on the host that runs the module (usually the controller, with
+    C(delegate_to) V(localhost)).
+options:
+  api_host:
+    description:
+      - Host name or address of a Proxmox VE node (the API listens on O(api_port)).
+      - Falls back to the environment variable E(PROXMOX_HOST).
+    type: str
+    required: true
+  api_port:
+    description:
+      - TCP port of the API. Falls back to E(PROXMOX_PORT).
+    type: int
+    default: 8006
+  api_token_id:
+    description:
+      - Token id, V(USER@REALM!TOKENNAME), for example V(automation@pve!ansible).
+      - Falls back to E(PROXMOX_TOKEN_ID).
+    type: str
+    required: true
+  api_token_secret:
+    description:
+      - The token's secret (a UUID printed once by C(pveum user token add)). Never logged.
+      - Falls back to E(PROXMOX_TOKEN_SECRET).
+    type: str
+    required: true
+  validate_certs:
+    description:
+      - Verify the TLS certificate of the API. Falls back to E(PROXMOX_VALIDATE_CERTS).
+      - Keep it on and give O(ca_path) for the self-signed PVE CA.
+    type: bool
+    default: true
+  ca_path:
+    description:
+      - CA bundle that signed the API certificate, e.g. a copy of C(/etc/pve/pve-root-ca.pem).
+    type: path
+  timeout:
+    description: Seconds to wait for each HTTP request.
+    type: int
+    default: 30
+"""

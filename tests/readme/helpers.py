@@ -78,7 +78,7 @@ def run_pty(argv: list[str], answers: list[tuple[str, str]], *, cwd: Path = REPO
             os.kill(pid, 9)
             os.waitpid(pid, 0)
             raise AssertionError(f"{argv} ran past {timeout} s; output so far:\n{out.decode(errors='replace')}")
-        ready, _, _ = select.select([fd], [], [], 0.5)
+        ready = select.select([fd], [], [], 0.5)[0]
         if ready:
             try:
                 chunk = os.read(fd, 4096)
@@ -105,7 +105,7 @@ def run_pty(argv: list[str], answers: list[tuple[str, str]], *, cwd: Path = REPO
                 break
     os.close(fd)
     if status is None:
-        _, status = os.waitpid(pid, 0)
+        status = os.waitpid(pid, 0)[1]
     text = out.decode(errors="replace").replace("\r\n", "\n")
     if pending:
         raise AssertionError(f"{argv}: never asked for {pending[0][0]!r}; output:\n{text}")

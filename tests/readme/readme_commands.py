@@ -87,7 +87,7 @@ def extract(readme: Path) -> list[Command]:
                 commands.extend(_sh_lines(body))
             elif lang in ("python", "yaml", "yml"):
                 kind = "yaml" if lang in ("yaml", "yml") else "python"
-                commands.append(Command(kind, "\n".join(text for _, text in body).strip() + "\n", start + 1))
+                commands.append(Command(kind, "\n".join(text for _lineno, text in body).strip() + "\n", start + 1))
             i = j + 1
             continue
         line = lines[i]

@@ -309,4 +309,3 @@ def test_set_facts_named_in_the_readme_are_set_by_the_roles():
         role = fact.removesuffix("_reboot_required")
         tasks = "\n".join(p.read_text(encoding="utf-8") for p in (REPO / "roles" / role).rglob("*.yml"))
         assert f"{fact}:" in tasks, f"{fact} is named in the README but role {role} never sets it"
-

@@ -9,7 +9,7 @@ import openai
 import pytest
 import srt
 import webvtt
-from conftest import API_KEYS, JFK, JFK_TEXT, SERVED_NAME, encode, jfk_samples, normalize, wer
+from conftest import API_KEYS, JFK, JFK_TEXT, SERVED_NAME, TIME_TOLERANCE_S, encode, jfk_samples, normalize, wer
 
 
 def post(server, path="/v1/audio/transcriptions", data=None, content=None, name="jfk.flac", **kw):
@@ -45,7 +45,7 @@ def test_guide_segments_have_word_timestamps(server):
     words = [w for s in segs for w in s["words"]]
     assert normalize(" ".join(w["word"] for w in words)) == normalize(JFK_TEXT)
     starts = [w["start"] for w in words]
-    assert starts == sorted(starts) and 0 <= starts[0] and words[-1]["end"] <= 11.0
+    assert starts == sorted(starts) and 0 <= starts[0] and words[-1]["end"] <= 11.0 + TIME_TOLERANCE_S
 
 
 @pytest.mark.parametrize("fmt", ["wav", "mp3", "m4a", "ogg", "webm"])
@@ -103,8 +103,8 @@ def test_verbose_json_words_and_segments(server):
     body = r.json()
     assert body["task"] == "transcribe" and body["language"] == "english"
     assert body["duration"] == pytest.approx(11.0, abs=0.05)
-    assert [w["word"] for w in body["words"]][:4] == ["And", "so", "my", "fellow"]
-    assert all(0 <= w["start"] <= w["end"] <= body["duration"] for w in body["words"])
+    assert normalize(" ".join(w["word"] for w in body["words"])) == normalize(JFK_TEXT)
+    assert all(0 <= w["start"] <= w["end"] <= body["duration"] + TIME_TOLERANCE_S for w in body["words"])
     seg = body["segments"][0]
     assert set(seg) >= {"id", "seek", "start", "end", "text", "tokens", "temperature", "avg_logprob",
                         "compression_ratio", "no_speech_prob"}
@@ -154,7 +154,8 @@ def test_openai_client_without_key(server):
     with JFK.open("rb") as f:
         v = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="verbose_json",
                                                timestamp_granularities=["word"])
-    assert v.words[0].word == "And" and v.duration == pytest.approx(11.0, abs=0.05)
+    assert normalize(" ".join(w.word for w in v.words)) == normalize(JFK_TEXT)
+    assert v.duration == pytest.approx(11.0, abs=0.05)
     with JFK.open("rb") as f:
         s = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="srt")
     assert list(srt.parse(s))

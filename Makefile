@@ -17,11 +17,10 @@ TEST_TARGETS :=
 LINT_TARGETS :=
 
 .PHONY: help setup test lint test-unit
-help:
-	@echo "make demo     - bring the local lab up and run playbooks/site.yml against it"
-	@echo "make test     - install what is needed, then run every test and gate (what CI runs)"
-	@echo "make setup    - create .venv with the pinned toolchain (requirements/)"
-	@echo "make lint     - ansible-lint, yamllint, ansible-test sanity, ansible-doc"
+help: ## list the public targets with what each does (this list)
+	@echo "make demo runs the main job on the local lab; make test runs what CI runs. All targets:"
+	@grep -hE '^[a-z][a-zA-Z0-9_-]*:[^=]*## ' $(MAKEFILE_LIST) | sort -t: -k1,1 \
+	  | awk -F':[^#]*## ' '{ printf "  make %-24s %s\n", $$1, $$2 }'
 
 $(STAMP): requirements/dev.txt requirements/controller.txt requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,16 +31,16 @@ $(COLL_LINK):
 	mkdir -p $(dir $@)
 	ln -sfn ../../.. $@
 
-setup: $(STAMP) $(COLL_LINK)
+setup: $(STAMP) $(COLL_LINK) ## create .venv with the pinned toolchain (requirements/) and link the collection
 
-test-unit: setup
+test-unit: setup ## unit tests of the plugins, the filters and the lab CLI helpers (pytest tests/unit)
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit
 
 include $(sort $(wildcard mk/*.mk))
 
 # Cheap and fast first, the lab VM scenarios last.
 TEST_ORDER := test-modules test-pve test-service test-readme test-guest test-lab test-vfio test-demo
-test: setup lint test-unit $(foreach t,$(TEST_ORDER),$(filter $t,$(TEST_TARGETS))) $(filter-out $(TEST_ORDER),$(TEST_TARGETS))
+test: setup lint test-unit $(foreach t,$(TEST_ORDER),$(filter $t,$(TEST_TARGETS))) $(filter-out $(TEST_ORDER),$(TEST_TARGETS)) ## install what is needed, then run every test and gate (what CI runs)
 	@echo "make test: all green (lint test-unit $(TEST_TARGETS))"
 
-lint: setup $(LINT_TARGETS)
+lint: setup $(LINT_TARGETS) ## every lint gate: yamllint, ansible-lint, ansible-doc, changelog, ansible-test sanity

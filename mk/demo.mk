@@ -4,15 +4,15 @@
 #              `make demo-down` (nothing may be left). Part of `make test`.
 .PHONY: demo demo-down test-demo
 
-demo: setup
+demo: setup ## bring the local lab up and run playbooks/site.yml against it, print a transcript
 	demo/run.sh
 
-demo-down:
+demo-down: ## remove everything make demo started (lab, simulated PVE API) and prove nothing is left
 	demo/pve_sim.sh stop $${LAB_STATE_DIR:-lab/.state}/demo
 	lab/bin/lab down
 	lab/bin/lab leftovers
 
-test-demo: setup service-venv
+test-demo: setup service-venv ## make demo, a second site.yml run (0 changed), the README's client examples, make demo-down
 	$(BIN)/pytest -q -s -p no:cacheprovider -rA tests/readme/test_readme_demo.py
 
 TEST_TARGETS += test-demo

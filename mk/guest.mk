@@ -4,7 +4,7 @@
 
 GUEST_LOG_DIR ?= $(CURDIR)/.cache/test-guest
 
-test-guest: test-guest-driver test-guest-whisper
+test-guest: test-guest-driver test-guest-whisper ## the guest roles in Molecule on nspawn machines (nvidia_driver, whisper_api)
 
 test-guest-whisper test-guest-driver: export NO_COLOR=1
 test-guest-whisper test-guest-driver: export ANSIBLE_NOCOLOR=1
@@ -12,7 +12,7 @@ test-guest-whisper test-guest-driver: export PY_COLORS=0
 
 # Each scenario keeps its own lab state dir, interface prefix and subnet (see molecule.yml), so
 # it can run beside the other lab scenarios. Prints the wall time of each scenario.
-test-guest-whisper: setup
+test-guest-whisper: setup ## molecule test -s whisper_api (air-gapped tiny.en on an nspawn guest)
 	lab/bin/lab deps
 	mkdir -p $(GUEST_LOG_DIR)
 	@t=$$SECONDS; rc=0; \
@@ -21,7 +21,7 @@ test-guest-whisper: setup
 	echo "test-guest-whisper: molecule test -s whisper_api rc=$$rc in $$((SECONDS - t)) s (log: $(GUEST_LOG_DIR)/whisper_api.log)"; \
 	if [ $$rc -ne 0 ]; then tail -n 60 $(GUEST_LOG_DIR)/whisper_api.log; exit $$rc; fi
 
-test-guest-driver: setup
+test-guest-driver: setup ## molecule test -s nvidia_driver (the no-GPU stop and the apt source on an nspawn guest)
 	lab/bin/lab deps
 	mkdir -p $(GUEST_LOG_DIR)
 	@t=$$SECONDS; rc=0; \

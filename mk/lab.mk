@@ -1,20 +1,21 @@
-# The local test lab (issue 3; docs/lab.md): the lab_smoke Molecule scenario against a QEMU TCG
-# VM with an emulated IOMMU and a systemd-nspawn guest, then a check that nothing is left behind.
+# The local test lab (issue 3; docs/lab.md): the lab CLI's tests, the image builds (timed), an nspawn
+# guest up and down, then a check that nothing is left behind. The lab VM itself boots in test-vfio
+# and test-demo only.
 .PHONY: test-lab lab-up lab-down lab-status
 
-test-lab: setup
+test-lab: setup ## the lab itself: CLI tests, image builds (timed), an nspawn guest up/down, no leftovers
 	$(BIN)/pytest -q -p no:cacheprovider tests/lab
 	lab/ci/test-lab.sh
 
-lab-up:
+lab-up: ## start the whole lab (host VM and nspawn guests) for manual work
 	lab/bin/lab deps
 	lab/bin/lab up all
 
-lab-down:
+lab-down: ## stop the lab and prove nothing is left
 	lab/bin/lab down
 	lab/bin/lab leftovers
 
-lab-status:
+lab-status: ## what of the lab runs and how to reach it
 	lab/bin/lab status
 
 TEST_TARGETS += test-lab

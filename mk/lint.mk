@@ -8,13 +8,13 @@
 #   lint-sanity     ansible-test sanity, Python 3.11, on a copy of the git-tracked files
 .PHONY: lint-yaml lint-ansible lint-docs lint-changelog lint-sanity
 
-lint-yaml: setup
+lint-yaml: setup ## yamllint on every YAML file
 	$(BIN)/yamllint -s .
 
-lint-ansible: setup
+lint-ansible: setup ## ansible-lint, production profile
 	$(BIN)/ansible-lint
 
-lint-docs: setup
+lint-docs: setup ## ansible-doc for every module and role, antsibull-docs lint-collection-docs
 	@set -e; n=0; for path in plugins/modules/*.py; do \
 	  name=$$(basename $$path .py); \
 	  $(BIN)/ansible-doc homelab.gpu_passthrough.$$name >/dev/null; \
@@ -29,11 +29,11 @@ lint-docs: setup
 	echo "ansible-doc rendered $$n modules and roles"
 	$(BIN)/antsibull-docs lint-collection-docs --plugin-docs .
 
-lint-changelog: setup
+lint-changelog: setup ## antsibull-changelog lint of the fragments and changelog.yaml
 	$(BIN)/antsibull-changelog lint
 	$(BIN)/antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
 
-lint-sanity: setup
+lint-sanity: setup ## ansible-test sanity (Python 3.11, no Docker) on a copy of the tracked files
 	tests/sanity/run-sanity.sh
 
 LINT_TARGETS += lint-yaml lint-ansible lint-docs lint-changelog lint-sanity

@@ -3,9 +3,9 @@
 MODULES_OUT := tests/output/modules
 
 .PHONY: test-modules test-modules-playbooks test-modules-build
-test-modules: test-modules-playbooks test-modules-build
+test-modules: test-modules-playbooks test-modules-build ## the modules in playbooks against fixture sysfs trees and /sys, build + install + ansible-doc
 
-test-modules-playbooks: setup
+test-modules-playbooks: setup ## the modules' integration playbooks (tests/integration/modules)
 	rm -rf $(MODULES_OUT)/sysfs
 	$(BIN)/python tests/unit/sysfs_tree.py $(MODULES_OUT)/sysfs
 	@set -e; for playbook in tests/integration/modules/*.yml; do \
@@ -14,7 +14,7 @@ test-modules-playbooks: setup
 	    -e fixture_dir=$(CURDIR)/$(MODULES_OUT)/sysfs; \
 	done
 
-test-modules-build: setup
+test-modules-build: setup ## ansible-galaxy build, install into a fresh venv, ansible-doc there
 	tests/integration/modules/build_install_doc.sh $(CURDIR)/$(MODULES_OUT)/build
 
 TEST_TARGETS += test-modules

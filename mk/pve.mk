@@ -8,19 +8,19 @@ PVE_LINT_PATHS := roles/proxmox_pci_mapping roles/proxmox_gpu_vm tests/integrati
 	plugins/modules/proxmox_pci_mapping.py plugins/modules/proxmox_node_pci_info.py plugins/modules/proxmox_vm.py
 
 .PHONY: test-pve test-pve-schema test-pve-playbooks lint-pve
-test-pve: test-pve-schema test-pve-playbooks lint-pve
+test-pve: test-pve-schema test-pve-playbooks lint-pve ## the Proxmox API modules and roles against the simulated PVE API, schema copy, lint
 
-test-pve-schema: setup
+test-pve-schema: setup ## the simulator's schema copy equals shared/data/proxmox
 	@if [ -d "$(PVE_SHARED_SCHEMA)" ]; then \
 	  $(BIN)/python tests/pve_simulator/schema/extract.py --check $(PVE_SHARED_SCHEMA); \
 	else \
 	  echo "test-pve-schema: $(PVE_SHARED_SCHEMA) not present; using the committed copy (tests/pve_simulator/schema/SOURCE.md)"; \
 	fi
 
-test-pve-playbooks: setup
+test-pve-playbooks: setup ## PVE playbook tests against the simulated PVE API (tests/integration/pve)
 	$(BIN)/pytest -q -p no:cacheprovider tests/integration/pve
 
-lint-pve: setup
+lint-pve: setup ## ansible-lint and ansible-doc of the PVE modules and roles
 	$(BIN)/ansible-lint --profile production $(PVE_LINT_PATHS)
 	for m in proxmox_pci_mapping proxmox_node_pci_info proxmox_vm; do \
 	  $(BIN)/ansible-doc homelab.gpu_passthrough.$$m > /dev/null; done

@@ -5,7 +5,7 @@
 #   the commands that need the deployed API run in test-demo (mk/demo.mk), after make demo.
 .PHONY: test-readme
 
-test-readme: setup service-venv
+test-readme: setup service-venv ## every README command accounted for; the ones that need no lab run here
 	$(BIN)/pytest -q -p no:cacheprovider -rA tests/readme/test_readme_static.py
 
 TEST_TARGETS += test-readme

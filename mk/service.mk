@@ -7,7 +7,7 @@ SERVICE_APT := espeak-ng sox curl openssl
 
 .PHONY: test-service bench-service service-venv service-apt
 
-service-apt:
+service-apt: ## install the Debian tools the service tests need (espeak-ng, sox, curl, openssl)
 	@missing=""; for t in espeak-ng sox curl openssl; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "service: installing$$missing"; \
@@ -20,13 +20,13 @@ $(SERVICE_STAMP): $(SERVICE_DIR)/pyproject.toml $(SERVICE_DIR)/requirements.lock
 	$(SERVICE_PY) -m pip install -q --disable-pip-version-check -c $(SERVICE_DIR)/requirements-test.lock -e '$(SERVICE_DIR)[test]'
 	touch $@
 
-service-venv: $(SERVICE_STAMP)
+service-venv: $(SERVICE_STAMP) ## create service/.venv with the transcription service and its test tools
 
-test-service: setup service-apt service-venv
+test-service: setup service-apt service-venv ## the transcription service's tests with the real tiny.en model and real audio
 	cd $(SERVICE_DIR) && HF_HUB_OFFLINE=1 $(SERVICE_PY) -m pytest -q -p no:cacheprovider tests
 
 # BENCH_ARGS: extra options of bench/bench.py (tests/readme runs a short form: --seconds 15 --runs 1 --skip-fws).
-bench-service: setup service-apt service-venv
+bench-service: setup service-apt service-venv ## the service benchmark (BENCH_ARGS for its options)
 	cd $(SERVICE_DIR) && HF_HUB_OFFLINE=1 $(SERVICE_PY) bench/bench.py $(BENCH_ARGS)
 
 TEST_TARGETS += test-service

@@ -51,6 +51,8 @@ COVERAGE = [
     (README, r"from openai import OpenAI\n.*", f"{DEMO}::test_readme_openai_python_example"),
     (README, r"speech:\n.*", f"{DEMO}::test_readme_librechat_config"),
     (README, r"make bench-service", f"{STATIC}::test_make_bench_service_prints_the_table"),
+    (README, r"make help", "tests/unit/test_make_help.py::test_every_public_target_is_listed_with_a_description"),
+    (README, r"make test-(vfio|demo)", f"{STATIC}::test_the_demo_module_is_run_by_make_test"),
     (HOMELAB_README, r"ansible-vault create inventories/homelab/group_vars/all/vault\.yml",
      f"{STATIC}::test_vault_create_then_site_loads"),
     (HOMELAB_README, r"ansible-playbook -i inventories/homelab --ask-vault-pass playbooks/site\.yml",
@@ -106,11 +108,13 @@ def test_every_coverage_entry_matches_a_command():
 
 
 def test_the_demo_module_is_run_by_make_test():
-    """The live half runs in make test (mk/demo.mk, test-demo)."""
+    """The live half runs in make test (mk/demo.mk, test-demo), and so do the lab VM's scenarios
+    (mk/vfio.mk, test-vfio)."""
     out = subprocess.run(["make", "-pq", "test"], cwd=REPO, capture_output=True, text=True, check=False).stdout
     targets = re.search(r"^TEST_TARGETS :?= (.*)$", out, flags=re.M)
     assert targets and "test-demo" in targets.group(1).split(), "test-demo is not in make test's TEST_TARGETS"
     assert "test-readme" in targets.group(1).split(), "test-readme is not in make test's TEST_TARGETS"
+    assert "test-vfio" in targets.group(1).split(), "test-vfio is not in make test's TEST_TARGETS"
     assert DEMO in (REPO / "mk" / "demo.mk").read_text(encoding="utf-8")
 
 

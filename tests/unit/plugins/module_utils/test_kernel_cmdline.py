@@ -686,3 +686,52 @@ def test_property_grub_effective_cmdline_is_what_the_files_say(linux, default, d
     reread = grub([(n, c) for (n, dummy), c in zip(files, result["contents"])], [], [])
     assert reread["previous_cmdline"] == result["cmdline"]
     assert_idempotent(files, result)
+
+
+# ---------------------------------------------------------------- against grub-mkconfig's own sourcing
+SOURCE_SH = os.path.join(REPO, "tests", "integration", "kernel_cmdline", "grub-mkconfig-source.sh")
+TREES = {
+    "pve8-stock": [("grub", ("reference", "02"))],
+    "debian-template": [("grub", ("reference", "01"))],
+    "pve9-edited": [("grub", ("reference", "03"))],
+    "pve6-installer": [("grub", ("reference", "04"))],
+    "pve8-zfs-serial-pin": [("grub", ("reference", "02")), ("grub.d/zfs.cfg", ("reference", "05")),
+                            ("grub.d/installer.cfg", ("reference", "06")),
+                            ("grub.d/init-select.cfg", ("reference", "07")),
+                            ("grub.d/proxmox-kernel-pin.cfg", ("reference", "08"))],
+    "dropin-appends-off": [("grub", ("reference", "03")), ("grub.d/zfs.cfg", ("reference", "05")),
+                           ("grub.d/zz.cfg", ("adversarial", "zz-appends-intel-iommu-off.cfg"))],
+    "dropin-resets": [("grub", ("reference", "02")),
+                      ("grub.d/50-cloudimg.cfg", ("adversarial", "50-cloudimg-resets-default.cfg"))],
+    "accepted-constructs": [("grub", ("adversarial", "accepted-constructs.grub"))],
+}
+
+
+def _load(where):
+    return ref(where[1]) if where[0] == "reference" else fixture(*where)
+
+
+@pytest.mark.skipif(not os.path.exists("/bin/sh"), reason="no /bin/sh")
+@pytest.mark.parametrize("tree", sorted(TREES))
+def test_effective_cmdline_is_what_grub_mkconfig_sources(tmp_path, tree):
+    import subprocess
+
+    default = tmp_path / "etc" / "default"
+    (default / "grub.d").mkdir(parents=True)
+    for rel, where in TREES[tree]:
+        (default / rel).write_text(_load(where), newline="")
+
+    def sourced():
+        out = subprocess.run(["/bin/sh", SOURCE_SH, str(tmp_path / "etc")], capture_output=True,
+                             text=True, check=True, env={"PATH": "/usr/bin:/bin"})
+        return out.stdout.strip()
+
+    names = [str(default / rel) for rel, dummy in TREES[tree]]
+    files = [(names[0], (default / "grub").read_text())] + sorted(
+        (name, open(name, encoding="utf-8").read()) for name in names[1:])
+    result = grub(files)
+    assert result["previous_cmdline"] == sourced()
+    for (name, dummy), content in zip(files, result["contents"]):
+        with open(name, "w", encoding="utf-8", newline="") as handle:
+            handle.write(content)
+    assert result["cmdline"] == sourced()

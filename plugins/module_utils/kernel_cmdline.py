@@ -394,22 +394,22 @@ def edit_cmdline(text, present=(), absent=()):
     return render_plan(text, plans[0]), changes
 
 
+def kernel_tokens(text):
+    """The tokens of ``text`` the kernel parses itself: those before a bare ``--``."""
+    tokens = split_cmdline(text)
+    return tokens[: tokens.index("--")] if "--" in tokens else tokens
+
+
 def count_arg(text, arg):
     """How many tokens of the kernel part of ``text`` satisfy ``arg`` (used to verify /proc/cmdline)."""
-    tokens = split_cmdline(text)
-    if "--" in tokens:
-        tokens = tokens[: tokens.index("--")]
     key = arg_key(arg)
-    return sum(1 for token in tokens if arg_key(token) == key and _satisfies(token, arg) is None)
+    return sum(1 for token in kernel_tokens(text) if arg_key(token) == key and _satisfies(token, arg) is None)
 
 
 def count_key(text, key):
     """How many tokens of the kernel part of ``text`` carry ``key`` (any value)."""
-    tokens = split_cmdline(text)
-    if "--" in tokens:
-        tokens = tokens[: tokens.index("--")]
     wanted = normalize_key(split_arg(key)[0])
-    return sum(1 for token in tokens if arg_key(token) == wanted)
+    return sum(1 for token in kernel_tokens(text) if arg_key(token) == wanted)
 
 
 def describe_changes(changes):

@@ -845,11 +845,11 @@ def _refuse_in_block(words, stack, name, variables):
             hits = [v for w in words[1:] for v in _mentions(w, variables)]
         if hits:
             kind, line, label = stack[-1]
+            variable = hits[0] if hits[0][0] != "(" else "VARIABLE"
             raise CmdlineError(
                 "%s line %d: %s is set inside the %r block opened on line %d, which %s: this "
                 "module cannot tell what GRUB gets. Move the assignment out of the block, as one "
-                "plain %s=\"...\" line" % (name, word.line, hits[0], kind, line, _BLOCK_REASONS[label],
-                                             hits[0].strip("()") if hits[0][0] != "(" else "VARIABLE")
+                "plain %s=\"...\" line" % (name, word.line, hits[0], kind, line, _BLOCK_REASONS[label], variable)
             )
 
 
@@ -864,14 +864,18 @@ def _quote_for(text, quote):
     return None
 
 
+GRUB_CMDLINE_VARIABLES = ("GRUB_CMDLINE_LINUX", "GRUB_CMDLINE_LINUX_DEFAULT")
+
+
 def edit_grub_files(files, present=(), absent=(), variable="GRUB_CMDLINE_LINUX_DEFAULT",
-                    also_read=("GRUB_CMDLINE_LINUX",)):
+                    also_read=GRUB_CMDLINE_VARIABLES):
     """Edit the kernel arguments over ``/etc/default/grub`` and its drop-ins.
 
     :param files: ``[(name, content), ...]``, the main file first, then the drop-ins in the
         order grub-mkconfig sources them.
-    :param variable: where new arguments go; ``also_read`` variables come first on the kernel
-        line (GRUB's order). Contrary values are replaced in the file and line that hold them.
+    :param variable: where new arguments go. ``also_read``: the variables 10_linux puts on the
+        kernel line, in its order (``variable`` comes last when it is not one of them). Contrary
+        values are replaced in the file and line that hold them.
     New arguments go into the main file's assignment of ``variable`` while that still counts;
     when a drop-in resets the variable, into that drop-in's assignment (where the value is
     decided); when the variable is assigned nowhere, into a new line at the end of the main file.
@@ -881,7 +885,7 @@ def edit_grub_files(files, present=(), absent=(), variable="GRUB_CMDLINE_LINUX_D
     """
     if not _NAME_RE.fullmatch(variable or ""):
         raise CmdlineError("%r is not a shell variable name" % variable)
-    variables = [v for v in also_read if v != variable] + [variable]
+    variables = list(also_read) + ([variable] if variable not in also_read else [])
     values, assignments = read_grub_files(files, variables)
     names = [name for name, dummy in files]
     pieces = [piece for var in variables for piece in values[var]]
@@ -983,7 +987,7 @@ def _live_assignments(assignments):
 
 
 def edit_grub_file(content, present=(), absent=(), variable="GRUB_CMDLINE_LINUX_DEFAULT",
-                   also_read=("GRUB_CMDLINE_LINUX",), name="/etc/default/grub"):
+                   also_read=GRUB_CMDLINE_VARIABLES, name="/etc/default/grub"):
     """Edit one ``/etc/default/grub`` text (no drop-ins); see :func:`edit_grub_files`.
 
     :returns: ``(new_content, old_cmdline, new_cmdline, changes)``.

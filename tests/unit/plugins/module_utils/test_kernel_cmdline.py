@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils import kernel_cmdline as kc
 
-WANTED = ["intel_iommu=on", "iommu=pt"]
+WANTED = ("intel_iommu=on", "iommu=pt")
 # What roles/proxmox_vfio passes (vars/main.yml _proxmox_vfio_contrary_args).
-CONTRARY = ["intel_iommu=off", "amd_iommu=off", "iommu=off"]
+CONTRARY = ("intel_iommu=off", "amd_iommu=off", "iommu=off")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BOOT = os.path.join(HERE, "fixtures", "boot")
@@ -236,6 +236,13 @@ def test_grub_contrary_value_in_linux_variable_is_fixed_there():
     assert cmdline == "intel_iommu=on quiet iommu=pt"
 
 
+def test_grub_target_linux_still_reads_the_default_variable():
+    content = 'GRUB_CMDLINE_LINUX=""\nGRUB_CMDLINE_LINUX_DEFAULT="quiet intel_iommu=off"\n'
+    new, old, cmdline, dummy = kc.edit_grub_file(content, WANTED, CONTRARY, variable="GRUB_CMDLINE_LINUX")
+    assert new == 'GRUB_CMDLINE_LINUX="iommu=pt"\nGRUB_CMDLINE_LINUX_DEFAULT="quiet intel_iommu=on"\n'
+    assert cmdline == "iommu=pt quiet intel_iommu=on"
+
+
 def test_grub_duplicate_across_variables_is_removed_from_the_later_one():
     content = 'GRUB_CMDLINE_LINUX="iommu=pt"\nGRUB_CMDLINE_LINUX_DEFAULT="quiet iommu=pt intel_iommu=on"\n'
     new, dummy, cmdline, changes = kc.edit_grub_file(content, WANTED)
@@ -302,8 +309,6 @@ def test_property_wanted_exactly_once_others_kept_idempotent(tokens):
     ]
     # idempotent
     assert kc.edit_cmdline(new, WANTED) == (new, [])
-
-
 
 
 def test_render_keeps_spacing_of_untouched_arguments():

@@ -620,7 +620,7 @@ def _shell_commands(text, name):
             if word_start is None:
                 word_start = (index, line)
             if char == "\\":
-                if text.startswith("\\\n", index) or text.startswith("\\\r\n", index):
+                if text.startswith("\\\n", index) or text.startswith("\\\r\n", index) or index + 1 == length:
                     raise CmdlineError(
                         "%s: a backslash continues the line: join the lines into one" % where
                     )

@@ -740,3 +740,23 @@ def test_effective_cmdline_is_what_grub_mkconfig_sources(tmp_path, tree):
         with open(name, "w", encoding="utf-8", newline="") as handle:
             handle.write(content)
     assert result["cmdline"] == sourced()
+
+
+_SHELL_BITS = st.sampled_from([
+    "GRUB_CMDLINE_LINUX=", "GRUB_CMDLINE_LINUX_DEFAULT=", "X=", "export ", '"', "'", "$", "${", "}", "(", ")",
+    "$(", "`", "\\", ";", "&&", "|", " ", "\t", "\n", "\r\n", "#", "if ", "then ", "fi", "case ", "esac",
+    "{ ", "intel_iommu=off", "iommu=pt", "quiet", "$GRUB_CMDLINE_LINUX", "$GRUB_CMDLINE_LINUX_DEFAULT ",
+])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_SHELL_BITS, max_size=25).map("".join))
+def test_property_any_text_is_edited_consistently_or_refused(text):
+    files = [("/etc/default/grub", text)]
+    try:
+        result = grub(files)
+    except kc.CmdlineError:
+        return
+    reread = grub([("/etc/default/grub", result["contents"][0])], [], [])
+    assert reread["previous_cmdline"] == result["cmdline"]
+    assert_idempotent(files, result)

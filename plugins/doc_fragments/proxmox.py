@@ -7,7 +7,7 @@ from __future__ import annotations
 
 class ModuleDocFragment:
     # Connection options of the modules that talk to the Proxmox VE API. The argument spec they
-    # document is CONNECTION_ARGSPEC and ENV_FALLBACKS in plugins/module_utils/pve_api.py
+    # document is CONNECTION_ARGSPEC and ENV_FALLBACKS in plugins/module_utils/pve_client.py
     # (connection_argspec()). task_timeout is in that spec too but is documented by each module,
     # since only some modules start worker tasks.
     DOCUMENTATION = r"""

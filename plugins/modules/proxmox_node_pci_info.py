@@ -156,7 +156,7 @@ msg:
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.iommu import GpuSelectionError
-from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_api import (
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_client import (
     PveApiError,
     client_from_params,
     connection_argspec,

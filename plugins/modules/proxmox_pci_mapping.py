@@ -192,12 +192,12 @@ msg:
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.iommu import GpuSelectionError
-from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_api import (
-    PciMappingStore,
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_client import (
     PveApiError,
     client_from_params,
     connection_argspec,
 )
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_mapping import PciMappingStore
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_pci import (
     MapEntryError,
     canonical_map,

@@ -143,14 +143,16 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
-from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_api import (
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_client import (
     PveApiError,
-    QemuVms,
     client_from_params,
-    config_changes,
-    config_value,
     connection_argspec,
     is_digest_conflict,
+)
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_qemu import (
+    QemuVms,
+    config_changes,
+    config_value,
 )
 
 

@@ -65,10 +65,3 @@ class PciMappingStore(object):
                 retried = True
                 current = self.get(name)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def check_node(self, name, node):
-        """PVE's own diagnostics of the mapping on ``node`` (GET ...?check-node=)."""
-        for entry in self.client.get(["cluster", "mapping", "pci"], **{"check-node": node}):
-            if entry.get("id") == name:
-                return entry.get("checks", [])
-        return []

@@ -8,8 +8,8 @@ from __future__ import annotations
 class ModuleDocFragment:
     # Connection options of the modules that talk to the Proxmox VE API. The argument spec they
     # document is CONNECTION_ARGSPEC and ENV_FALLBACKS in plugins/module_utils/pve_client.py
-    # (connection_argspec()). task_timeout is in that spec too but is documented by each module,
-    # since only some modules start worker tasks.
+    # (connection_argspec()). task_timeout (TASK_ARGSPEC there) is documented by the modules that
+    # start worker tasks, since the others do not accept it.
     DOCUMENTATION = r"""
 requirements:
   - proxmoxer >= 2.0 and requests on the host that runs the module (usually the controller, with

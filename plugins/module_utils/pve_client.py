@@ -34,8 +34,8 @@ UPID_RE = re.compile(r"^UPID:(?P<node>[a-zA-Z0-9][a-zA-Z0-9.-]*):[0-9A-F]{8}:[0-
                      r"(?P<type>[^:\s]+):(?P<id>[^:\s]*):(?P<user>[^:\s]+):$")
 
 # Shared options of every module that talks to the PVE API, documented once in the doc fragment
-# homelab.gpu_passthrough.proxmox (plugins/doc_fragments/proxmox.py) except task_timeout, which each
-# module documents. Environment fallbacks follow community.proxmox.
+# homelab.gpu_passthrough.proxmox (plugins/doc_fragments/proxmox.py). Environment fallbacks follow
+# community.proxmox.
 CONNECTION_ARGSPEC = dict(
     api_host=dict(type="str", required=True),
     api_port=dict(type="int", default=8006),
@@ -44,6 +44,10 @@ CONNECTION_ARGSPEC = dict(
     validate_certs=dict(type="bool", default=True),
     ca_path=dict(type="path"),
     timeout=dict(type="int", default=30),
+)
+# Only for modules that start worker tasks and wait for them (PveClient.wait_task); each such module
+# documents it (it is not in the group's shared options, since modules without tasks refuse it).
+TASK_ARGSPEC = dict(
     task_timeout=dict(type="int", default=300),
 )
 ENV_FALLBACKS = {
@@ -242,7 +246,7 @@ def _short(exc):
 
 
 def client_from_params(params):
-    """Build a PveClient from module parameters named as in CONNECTION_ARGSPEC."""
+    """Build a PveClient from module parameters named as in CONNECTION_ARGSPEC (and TASK_ARGSPEC)."""
     return PveClient(
         host=params["api_host"], port=params.get("api_port") or 8006, token_id=params["api_token_id"],
         token_secret=params["api_token_secret"], validate_certs=params.get("validate_certs", True),

@@ -144,6 +144,7 @@ msg:
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_client import (
+    TASK_ARGSPEC,
     PveApiError,
     client_from_params,
     connection_argspec,
@@ -162,6 +163,7 @@ def _diff_text(config, keys):
 
 def main():
     argument_spec = connection_argspec(env_fallback)
+    argument_spec.update(TASK_ARGSPEC)
     argument_spec.update(
         node=dict(type="str", required=True),
         name=dict(type="str", required=True),

@@ -6,6 +6,7 @@ import os
 import sys
 
 import pytest
+from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils import pve_client
 
@@ -61,3 +62,17 @@ def test_simulated_pve_task_timeout(sim_client):  # noqa: F811
     with pytest.raises(pve_client.PveTaskError, match="did not finish within 0s"):
         c.wait_task(upid)
 
+
+def test_connection_argspec_has_env_fallbacks_and_no_task_timeout():
+    spec = pve_client.connection_argspec(env_fallback)
+    assert spec["api_host"]["fallback"] == (env_fallback, ["PROXMOX_HOST"])
+    assert spec["api_token_secret"]["no_log"] is True and "fallback" not in spec["ca_path"]
+    # task_timeout is for modules that wait for worker tasks only (TASK_ARGSPEC), not a shared option
+    assert "task_timeout" not in spec and set(pve_client.TASK_ARGSPEC) == {"task_timeout"}
+
+
+def test_client_from_params_takes_task_timeout_when_given(sim):  # noqa: F811
+    params = dict(api_host="127.0.0.1", api_port=sim.port, api_token_id=sim.token_id,
+                  api_token_secret=sim.token_secret, ca_path=sim.ca_path, validate_certs=True, timeout=30)
+    assert pve_client.client_from_params(params).task_timeout == 300
+    assert pve_client.client_from_params(dict(params, task_timeout=7)).task_timeout == 7

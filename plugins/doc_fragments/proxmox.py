@@ -53,3 +53,21 @@ options:
     type: int
     default: 30
 """
+
+    # Membership of the action group homelab.gpu_passthrough.proxmox (meta/runtime.yml), used as
+    # homelab.gpu_passthrough.proxmox.action_group next to the fragment above.
+    ACTION_GROUP = r"""
+options: {}
+attributes:
+  action_group:
+    description:
+      - Use C(group/homelab.gpu_passthrough.proxmox) in C(module_defaults) to give the connection
+        options (O(api_host), O(api_port), O(api_token_id), O(api_token_secret), O(validate_certs),
+        O(ca_path), O(timeout)) once for every Proxmox VE API module of this collection.
+      - Put only those shared options under the group, since each module refuses an option it does not
+        have; an option of one module, such as O(homelab.gpu_passthrough.proxmox_vm#module:task_timeout),
+        goes under that module's name.
+    support: full
+    membership:
+      - homelab.gpu_passthrough.proxmox
+"""

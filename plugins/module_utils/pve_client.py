@@ -33,7 +33,8 @@ TOKEN_ID_RE = re.compile(r"^(?P<user>[^\s@!=]+@[^\s@!=]+)!(?P<name>[A-Za-z][A-Za
 UPID_RE = re.compile(r"^UPID:(?P<node>[a-zA-Z0-9][a-zA-Z0-9.-]*):[0-9A-F]{8}:[0-9A-F]{8,9}:[0-9A-F]{8}:"
                      r"(?P<type>[^:\s]+):(?P<id>[^:\s]*):(?P<user>[^:\s]+):$")
 
-# Shared options of every module that talks to the PVE API, documented once in the doc fragment
+# Shared options of every module that talks to the PVE API (the modules of the action group
+# homelab.gpu_passthrough.proxmox in meta/runtime.yml), documented once in the doc fragment
 # homelab.gpu_passthrough.proxmox (plugins/doc_fragments/proxmox.py). Environment fallbacks follow
 # community.proxmox.
 CONNECTION_ARGSPEC = dict(

@@ -35,6 +35,7 @@ options:
     type: str
 extends_documentation_fragment:
   - homelab.gpu_passthrough.proxmox
+  - homelab.gpu_passthrough.proxmox.action_group
   - homelab.gpu_passthrough.read_only
 seealso:
   - module: homelab.gpu_passthrough.gpu_isolation

@@ -96,6 +96,7 @@ options:
     default: true
 extends_documentation_fragment:
   - homelab.gpu_passthrough.proxmox
+  - homelab.gpu_passthrough.proxmox.action_group
 attributes:
   check_mode:
     support: full

@@ -71,6 +71,7 @@ options:
     default: present
 extends_documentation_fragment:
   - homelab.gpu_passthrough.proxmox
+  - homelab.gpu_passthrough.proxmox.action_group
 attributes:
   check_mode:
     support: full

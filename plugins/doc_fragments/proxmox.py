@@ -7,9 +7,9 @@ from __future__ import annotations
 
 class ModuleDocFragment:
     # Connection options of the modules that talk to the Proxmox VE API. The argument spec they
-    # document is CONNECTION_ARGSPEC and ENV_FALLBACKS in plugins/module_utils/pve_api.py
-    # (connection_argspec()). task_timeout is in that spec too but is documented by each module,
-    # since only some modules start worker tasks.
+    # document is CONNECTION_ARGSPEC and ENV_FALLBACKS in plugins/module_utils/pve_client.py
+    # (connection_argspec()). task_timeout (TASK_ARGSPEC there) is documented by the modules that
+    # start worker tasks, since the others do not accept it.
     DOCUMENTATION = r"""
 requirements:
   - proxmoxer >= 2.0 and requests on the host that runs the module (usually the controller, with
@@ -52,4 +52,22 @@ options:
     description: Seconds to wait for each HTTP request.
     type: int
     default: 30
+"""
+
+    # Membership of the action group homelab.gpu_passthrough.proxmox (meta/runtime.yml), used as
+    # homelab.gpu_passthrough.proxmox.action_group next to the fragment above.
+    ACTION_GROUP = r"""
+options: {}
+attributes:
+  action_group:
+    description:
+      - Use C(group/homelab.gpu_passthrough.proxmox) in C(module_defaults) to give the connection
+        options (O(api_host), O(api_port), O(api_token_id), O(api_token_secret), O(validate_certs),
+        O(ca_path), O(timeout)) once for every Proxmox VE API module of this collection.
+      - Put only those shared options under the group, since each module refuses an option it does not
+        have; an option of one module, such as O(homelab.gpu_passthrough.proxmox_vm#module:task_timeout),
+        goes under that module's name.
+    support: full
+    membership:
+      - homelab.gpu_passthrough.proxmox
 """

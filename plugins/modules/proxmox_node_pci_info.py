@@ -23,10 +23,6 @@ description:
 author:
   - homelab.gpu_passthrough contributors (@homelab)
 options:
-  task_timeout:
-    description: Unused by this module (no tasks); accepted for symmetry with the other API modules.
-    type: int
-    default: 300
   node:
     description: Name of the cluster node to read.
     type: str
@@ -37,12 +33,9 @@ options:
   gpu_vendor_device:
     description: C(vendor:device) of the GPU, for example V(10de:13f1). Mutually exclusive with O(gpu_address).
     type: str
-  allow_boot_vga:
-    description: Passed to the verdict; the API does not report the boot display, so it has no effect here.
-    type: bool
-    default: false
 extends_documentation_fragment:
   - homelab.gpu_passthrough.proxmox
+  - homelab.gpu_passthrough.proxmox.action_group
   - homelab.gpu_passthrough.read_only
 seealso:
   - module: homelab.gpu_passthrough.gpu_isolation
@@ -156,7 +149,7 @@ msg:
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.iommu import GpuSelectionError
-from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_api import (
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_client import (
     PveApiError,
     client_from_params,
     connection_argspec,
@@ -173,7 +166,6 @@ def main():
         node=dict(type="str", required=True),
         gpu_address=dict(type="str"),
         gpu_vendor_device=dict(type="str"),
-        allow_boot_vga=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=[("gpu_address", "gpu_vendor_device")],
                            supports_check_mode=True)
@@ -187,8 +179,7 @@ def main():
     explicit = params["gpu_address"] or params["gpu_vendor_device"]
     try:
         entry, verdict = entry_from_node(params["node"], devices, gpu_address=params["gpu_address"],
-                                         gpu_vendor_device=params["gpu_vendor_device"],
-                                         allow_boot_vga=params["allow_boot_vga"])
+                                         gpu_vendor_device=params["gpu_vendor_device"])
     except (GpuSelectionError, ValueError) as exc:
         if explicit:
             module.fail_json(msg="node %s: %s" % (params["node"], exc), devices=devices)

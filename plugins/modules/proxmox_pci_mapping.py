@@ -27,10 +27,6 @@ description:
 author:
   - homelab.gpu_passthrough contributors (@homelab)
 options:
-  task_timeout:
-    description: Seconds to wait for a Proxmox worker task (not used by mappings, kept for symmetry).
-    type: int
-    default: 300
   name:
     description:
       - Id of the mapping (a PVE configuration id, for example V(gpu-quadro-m4000)).
@@ -93,10 +89,6 @@ options:
       gpu_vendor_device:
         description: C(vendor:device) of the GPU, e.g. V(10de:13f1), when the address is not known.
         type: str
-      allow_boot_vga:
-        description: Accept a GPU that is the host's boot display (the PVE API cannot tell; kept for symmetry).
-        type: bool
-        default: false
   check_hardware:
     description:
       - Compare the entries of O(map) with their node's hardware before writing and fail on a difference.
@@ -104,6 +96,7 @@ options:
     default: true
 extends_documentation_fragment:
   - homelab.gpu_passthrough.proxmox
+  - homelab.gpu_passthrough.proxmox.action_group
 attributes:
   check_mode:
     support: full
@@ -192,12 +185,12 @@ msg:
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.iommu import GpuSelectionError
-from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_api import (
-    PciMappingStore,
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_client import (
     PveApiError,
     client_from_params,
     connection_argspec,
 )
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_mapping import PciMappingStore
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_pci import (
     MapEntryError,
     canonical_map,
@@ -226,8 +219,7 @@ def desired_entries(module, client, store_current):
         devices = devices_from_hardware_pci(client.hardware_pci(spec["node"]))
         try:
             entry, verdict = entry_from_node(spec["node"], devices, gpu_address=spec.get("gpu_address"),
-                                             gpu_vendor_device=spec.get("gpu_vendor_device"),
-                                             allow_boot_vga=spec.get("allow_boot_vga"))
+                                             gpu_vendor_device=spec.get("gpu_vendor_device"))
         except (GpuSelectionError, ValueError) as exc:
             module.fail_json(msg="node %s: %s" % (spec["node"], exc))
         short = dict((k, verdict[k]) for k in _VERDICT_KEYS)
@@ -288,7 +280,6 @@ def main():
             node=dict(type="str", required=True),
             gpu_address=dict(type="str"),
             gpu_vendor_device=dict(type="str"),
-            allow_boot_vga=dict(type="bool", default=False),
         )),
         check_hardware=dict(type="bool", default=True),
     )

@@ -71,6 +71,7 @@ options:
     default: present
 extends_documentation_fragment:
   - homelab.gpu_passthrough.proxmox
+  - homelab.gpu_passthrough.proxmox.action_group
 attributes:
   check_mode:
     support: full
@@ -143,24 +144,172 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
-from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_api import (
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_client import (
+    TASK_ARGSPEC,
     PveApiError,
-    QemuVms,
     client_from_params,
-    config_changes,
-    config_value,
     connection_argspec,
     is_digest_conflict,
 )
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_qemu import (
+    QemuVms,
+    config_changes,
+    config_value,
+)
+
+
+class CloneSourceError(ValueError):
+    """The template to clone is not on the node."""
 
 
 def _diff_text(config, keys):
     return "".join("%s: %s\n" % (k, config[k]) for k in sorted(keys) if config.get(k) is not None)
 
 
-def main():
-    argument_spec = connection_argspec(env_fallback)
-    argument_spec.update(
+class ProxmoxVmManager(object):
+    """One VM on one node, converged step by step (the shape of community.docker's DockerNetworkManager).
+
+    :meth:`present` finds the VM (by vmid, else by its unique name), creates or clones it when it is
+    missing, and sets the configuration keys that differ; :meth:`started` and :meth:`stopped` then
+    set the power state. In check mode every step reads and records what it would do, and writes
+    nothing. :attr:`results` is what the module returns. The manager raises PveApiError (and
+    ValueError for bad input); :attr:`vmid` tells which VM an error is about, once known.
+    """
+
+    def __init__(self, module, client):
+        self.module = module
+        self.params = module.params
+        self.check_mode = module.check_mode
+        self.client = client
+        self.node = self.params["node"]
+        self.name = self.params["name"]
+        self.vms = QemuVms(client, self.node)
+        self.vmid = None
+        self.created = False
+        self.actions = []
+        self.before = {}
+        self.current = {}
+        self.running = False
+        self.status = "stopped"
+        self.pending_restart = False
+
+    # ---- steps ---------------------------------------------------------------------------------
+    def present(self):
+        """The VM exists (created or cloned when missing) and has the wanted configuration."""
+        p = self.params
+        self.client.require_node(self.node)
+        found = self.vms.find(vmid=p["vmid"], name=None if p["vmid"] else self.name)
+        self.vmid = int(found["vmid"]) if found else p["vmid"]
+        if found is None:
+            self._create()
+        else:
+            self.current = self.vms.config(self.vmid)
+            self.before = dict(self.current)
+        if not (self.created and self.check_mode):
+            self.running = self.vms.status(self.vmid).get("status") == "running"
+        self._converge_config()
+        self.status = "running" if self.running else "stopped"
+
+    def started(self):
+        """After :meth:`present`: the VM runs (waits for the start task)."""
+        if not self.running:
+            self.actions.append("started")
+            if not self.check_mode:
+                self.vms.start(self.vmid)
+            self.status = "running"
+
+    def stopped(self):
+        """After :meth:`present`: the VM is stopped (waits for the stop task)."""
+        if self.running:
+            self.actions.append("stopped")
+            if not self.check_mode:
+                self.vms.stop(self.vmid)
+            self.status = "stopped"
+
+    # ---- what the steps are made of ----------------------------------------------------------
+    def _clone_source(self):
+        clone = self.params["clone"]
+        source = self.vms.find(vmid=int(clone)) if clone.isdigit() else self.vms.find(name=clone)
+        if source is None:
+            raise CloneSourceError("clone source %r is not a VM or template on node %s: give the name or id of "
+                                   "the cloud-init template (qm list)" % (clone, self.node))
+        return source
+
+    def _create(self):
+        p = self.params
+        self.created = True
+        source = None
+        if p["clone"]:
+            source = self._clone_source()
+            self.actions.append("cloned %s" % p["clone"])
+        else:
+            self.actions.append("created")
+        if self.check_mode:
+            self.current = {}
+            return
+        self.vmid = self.vmid or self.vms.next_id()
+        if source is not None:
+            self.vms.clone(int(source["vmid"]), self.vmid, self.name, full=p["full_clone"], storage=p["clone_storage"])
+        else:
+            params = dict((k, config_value(k, v)) for k, v in p["initial_config"].items() if v is not None)
+            params.update((k, config_value(k, v)) for k, v in p["config"].items() if v is not None)
+            params["name"] = self.name
+            self.vms.create(self.vmid, params)
+        self.current = self.vms.config(self.vmid)
+
+    def _wanted(self):
+        wanted = dict(self.params["config"])
+        wanted.setdefault("name", self.name)
+        return wanted
+
+    def _converge_config(self):
+        to_set, to_delete = config_changes(self.current, self._wanted(), self.params["initial_config"])
+        if not (to_set or to_delete):
+            return
+        self.actions.append("set %s" % ", ".join(sorted(list(to_set) + ["-" + k for k in to_delete])))
+        self.pending_restart = self.running
+        if self.check_mode:
+            self.current = dict(self.current)
+            self.current.update(to_set)
+            for key in to_delete:
+                self.current.pop(key, None)
+            return
+        self._write_config(to_set, to_delete)
+        self.current = self.vms.config(self.vmid)
+
+    def _write_config(self, to_set, to_delete):
+        """PUT the changes with the digest read before; on a digest conflict read again and retry once."""
+        for attempt in (1, 2):
+            try:
+                self.vms.update(self.vmid, to_set, to_delete, digest=self.current.get("digest"))
+                return
+            except PveApiError as exc:
+                if attempt == 2 or not is_digest_conflict(exc):
+                    raise
+                self.current = self.vms.config(self.vmid)
+                to_set, to_delete = config_changes(self.current, self._wanted(), self.params["initial_config"])
+                if not (to_set or to_delete):
+                    return
+
+    # ---- result ------------------------------------------------------------------------------
+    @property
+    def results(self):
+        after = dict((k, v) for k, v in self.current.items() if k != "digest")
+        where = "VM %s (%s) on %s" % (self.name, self.vmid, self.node)
+        result = dict(changed=bool(self.actions), vmid=self.vmid, created=self.created, config=after,
+                      status=self.status, pending_restart=self.pending_restart,
+                      msg="%s: %s" % (where, "; ".join(self.actions)) if self.actions else "%s is as wanted" % where)
+        if self.module._diff:
+            keys = set(k for k in list(self.before) + list(after) if k != "digest")
+            result["diff"] = dict(before=_diff_text(self.before, keys), after=_diff_text(after, keys),
+                                  before_header="VM %s" % self.name, after_header="VM %s" % self.name)
+        return result
+
+
+def argument_spec():
+    spec = connection_argspec(env_fallback)
+    spec.update(TASK_ARGSPEC)
+    spec.update(
         node=dict(type="str", required=True),
         name=dict(type="str", required=True),
         vmid=dict(type="int"),
@@ -171,95 +320,22 @@ def main():
         initial_config=dict(type="dict", default={}),
         state=dict(type="str", choices=["present", "started", "stopped"], default="present"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    p = module.params
-    node, name = p["node"], p["name"]
-    actions = []
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    manager = None
     try:
-        client = client_from_params(p)
-        client.require_node(node)
-        vms = QemuVms(client, node)
-        found = vms.find(vmid=p["vmid"], name=None if p["vmid"] else name)
-        created = False
-        vmid = int(found["vmid"]) if found else p["vmid"]
-        before = {}
-        if found is None:
-            created = True
-            if p["clone"]:
-                source = vms.find(vmid=int(p["clone"])) if p["clone"].isdigit() else vms.find(name=p["clone"])
-                if source is None:
-                    module.fail_json(msg="clone source %r is not a VM or template on node %s: give the name or id "
-                                         "of the cloud-init template (qm list)" % (p["clone"], node))
-                actions.append("cloned %s" % p["clone"])
-            else:
-                actions.append("created")
-            if module.check_mode:
-                current = {}
-            else:
-                vmid = vmid or vms.next_id()
-                if p["clone"]:
-                    vms.clone(int(source["vmid"]), vmid, name, full=p["full_clone"], storage=p["clone_storage"])
-                else:
-                    params = dict((k, config_value(k, v)) for k, v in p["initial_config"].items() if v is not None)
-                    params.update((k, config_value(k, v)) for k, v in p["config"].items() if v is not None)
-                    params["name"] = name
-                    vms.create(vmid, params)
-                current = vms.config(vmid)
-        else:
-            current = vms.config(vmid)
-            before = dict(current)
-        wanted = dict(p["config"])
-        wanted.setdefault("name", name)
-        to_set, to_delete = config_changes(current, wanted, p["initial_config"])
-        if created and module.check_mode:
-            running = False
-        else:
-            running = vms.status(vmid).get("status") == "running"
-        pending_restart = False
-        if to_set or to_delete:
-            actions.append("set %s" % ", ".join(sorted(list(to_set) + ["-" + k for k in to_delete])))
-            pending_restart = running
-            if not module.check_mode:
-                for attempt in (1, 2):
-                    try:
-                        vms.update(vmid, to_set, to_delete, digest=current.get("digest"))
-                        break
-                    except PveApiError as exc:
-                        if attempt == 2 or not is_digest_conflict(exc):
-                            raise
-                        current = vms.config(vmid)
-                        to_set, to_delete = config_changes(current, wanted, p["initial_config"])
-                        if not (to_set or to_delete):
-                            break
-                current = vms.config(vmid)
-            else:
-                current = dict(current)
-                current.update(to_set)
-                for key in to_delete:
-                    current.pop(key, None)
-        status = "running" if running else "stopped"
-        if p["state"] == "started" and not running:
-            actions.append("started")
-            if not module.check_mode:
-                vms.start(vmid)
-            status = "running"
-        elif p["state"] == "stopped" and running:
-            actions.append("stopped")
-            if not module.check_mode:
-                vms.stop(vmid)
-            status = "stopped"
-        after = dict((k, v) for k, v in current.items() if k != "digest")
-        result = dict(changed=bool(actions), vmid=vmid, created=created, config=after, status=status,
-                      pending_restart=pending_restart,
-                      msg=("VM %s (%s) on %s: %s" % (name, vmid, node, "; ".join(actions))) if actions
-                      else "VM %s (%s) on %s is as wanted" % (name, vmid, node))
-        if module._diff:
-            keys = set(k for k in list(before) + list(after) if k != "digest")
-            result["diff"] = dict(before=_diff_text(before, keys), after=_diff_text(after, keys),
-                                  before_header="VM %s" % name, after_header="VM %s" % name)
-        module.exit_json(**result)
+        manager = ProxmoxVmManager(module, client_from_params(module.params))
+        manager.present()
+        if module.params["state"] == "started":
+            manager.started()
+        elif module.params["state"] == "stopped":
+            manager.stopped()
+        module.exit_json(**manager.results)
     except PveApiError as exc:
-        module.fail_json(msg=str(exc), vmid=locals().get("vmid"))
+        module.fail_json(msg=str(exc), vmid=manager.vmid if manager else None)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
 

@@ -25,3 +25,17 @@ def sim_module(tmp_path_factory):
         yield simulator
     finally:
         simulator.stop()
+
+
+@pytest.fixture
+def sim_client(sim):  # pylint: disable=redefined-outer-name
+    """A factory of PveClient objects connected to ``sim`` with its token and CA (tasks polled every 50 ms);
+    keyword arguments override PveClient's."""
+    from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_client import PveClient
+
+    def make(**kwargs):
+        args = dict(host="127.0.0.1", port=sim.port, token_id=sim.token_id, token_secret=sim.token_secret,
+                    ca_path=sim.ca_path, poll_interval=0.05)
+        args.update(kwargs)
+        return PveClient(**args)
+    return make

@@ -24,9 +24,15 @@ from pve_simulator.pytest_plugin import sim  # noqa: E402,F401  pylint: disable=
 RECAP_RE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
-def run_playbook(sim, name, *args):  # noqa: F811
-    env = dict(os.environ)
-    env.update(sim.env())
+def run_playbook(sim, name, *args, proxmox_env=True):  # noqa: F811
+    """Run a playbook against ``sim``; with proxmox_env=False the PROXMOX_* variables are left out (the
+    playbook then gets the connection from SIMULATED_PVE_PORT/TOKEN_ID/TOKEN_SECRET/CA)."""
+    env = dict((k, v) for k, v in os.environ.items() if not k.startswith("PROXMOX_"))
+    if proxmox_env:
+        env.update(sim.env())
+    else:
+        env.update(SIMULATED_PVE_PORT=str(sim.port), SIMULATED_PVE_TOKEN_ID=sim.token_id,
+                   SIMULATED_PVE_TOKEN_SECRET=sim.token_secret)
     env.update(SIMULATED_PVE_CA=sim.ca_path, SIMULATED_PVE_WRONG_CA=sim.wrong_ca_path, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
                ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOCALHOST_WARNING="False",
                ANSIBLE_INVENTORY_UNPARSED_WARNING="False",
@@ -63,6 +69,15 @@ def test_simulated_pve_module_vm(sim):  # noqa: F811
     assert rc == 0, out[-6000:]
     assert recap["localhost"]["failed"] == 0
     assert asserts_ran("module_vm.yml", out), out[-6000:]
+
+
+def test_simulated_pve_module_defaults_through_the_action_group(sim):  # noqa: F811
+    rc, out, recap = run_playbook(sim, "module_defaults_group.yml", proxmox_env=False)
+    assert rc == 0, out[-6000:]
+    assert recap["localhost"]["failed"] == 0
+    assert asserts_ran("module_defaults_group.yml", out), out[-6000:]
+    assert [m["id"] for m in api(sim, "cluster/mapping/pci").json()["data"]] == ["gpu-group"]
+    assert api(sim, "nodes/pve/qemu/180/status/current").json()["data"]["status"] == "running"
 
 
 def test_simulated_pve_roles_check_converge_idempotence_and_no_secret(sim):  # noqa: F811

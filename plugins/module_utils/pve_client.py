@@ -4,6 +4,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Proxmox VE API client on proxmoxer, with API-token authentication only.
 
+The connection (options, token, TLS), the errors, and worker tasks (UPIDs): what every module that
+talks to the PVE API shares. What is done with the API lives beside it: QEMU VMs in ``pve_qemu``,
+cluster PCI resource mappings in ``pve_mapping``.
+
 No AnsibleModule in here: modules build a :class:`PveClient` from their options (see
 :data:`CONNECTION_ARGSPEC` and :func:`client_from_params`) and turn :class:`PveApiError` into
 ``fail_json``. The token secret is only handed to proxmoxer (it travels in the
@@ -29,9 +33,10 @@ TOKEN_ID_RE = re.compile(r"^(?P<user>[^\s@!=]+@[^\s@!=]+)!(?P<name>[A-Za-z][A-Za
 UPID_RE = re.compile(r"^UPID:(?P<node>[a-zA-Z0-9][a-zA-Z0-9.-]*):[0-9A-F]{8}:[0-9A-F]{8,9}:[0-9A-F]{8}:"
                      r"(?P<type>[^:\s]+):(?P<id>[^:\s]*):(?P<user>[^:\s]+):$")
 
-# Shared options of every module that talks to the PVE API, documented once in the doc fragment
-# homelab.gpu_passthrough.proxmox (plugins/doc_fragments/proxmox.py) except task_timeout, which each
-# module documents. Environment fallbacks follow community.proxmox.
+# Shared options of every module that talks to the PVE API (the modules of the action group
+# homelab.gpu_passthrough.proxmox in meta/runtime.yml), documented once in the doc fragment
+# homelab.gpu_passthrough.proxmox (plugins/doc_fragments/proxmox.py). Environment fallbacks follow
+# community.proxmox.
 CONNECTION_ARGSPEC = dict(
     api_host=dict(type="str", required=True),
     api_port=dict(type="int", default=8006),
@@ -40,6 +45,10 @@ CONNECTION_ARGSPEC = dict(
     validate_certs=dict(type="bool", default=True),
     ca_path=dict(type="path"),
     timeout=dict(type="int", default=30),
+)
+# Only for modules that start worker tasks and wait for them (PveClient.wait_task); each such module
+# documents it (it is not in the group's shared options, since modules without tasks refuse it).
+TASK_ARGSPEC = dict(
     task_timeout=dict(type="int", default=300),
 )
 ENV_FALLBACKS = {
@@ -238,7 +247,7 @@ def _short(exc):
 
 
 def client_from_params(params):
-    """Build a PveClient from module parameters named as in CONNECTION_ARGSPEC."""
+    """Build a PveClient from module parameters named as in CONNECTION_ARGSPEC (and TASK_ARGSPEC)."""
     return PveClient(
         host=params["api_host"], port=params.get("api_port") or 8006, token_id=params["api_token_id"],
         token_secret=params["api_token_secret"], validate_certs=params.get("validate_certs", True),
@@ -252,205 +261,3 @@ DIGEST_CONFLICT_RE = re.compile(r"detected modified configuration", re.I)
 def is_digest_conflict(exc):
     """True when PVE refused a write because the config changed since it was read."""
     return isinstance(exc, PveApiError) and bool(DIGEST_CONFLICT_RE.search(exc.message))
-
-
-class PciMappingStore(object):
-    """Read and write ``/cluster/mapping/pci/{id}`` (the cluster-wide PCI resource mappings)."""
-
-    def __init__(self, client):
-        self.client = client
-
-    def get(self, name):
-        """The mapping as PVE returns it (with ``digest``), or None when it does not exist."""
-        for entry in self.client.get(["cluster", "mapping", "pci"]):
-            if entry.get("id") == name:
-                return self.client.get(["cluster", "mapping", "pci", name])
-        return None
-
-    def create(self, name, map_entries, description=None):
-        self.client.post(["cluster", "mapping", "pci"], id=name, map=list(map_entries), description=description)
-
-    def update(self, name, map_entries, description=None, delete=None, digest=None):
-        self.client.put(["cluster", "mapping", "pci", name], map=list(map_entries), description=description,
-                        delete=",".join(delete) if delete else None, digest=digest)
-
-    def delete(self, name):
-        self.client.delete(["cluster", "mapping", "pci", name])
-
-    def ensure(self, name, map_entries, description=None, current=None):
-        """Create or update the mapping, guarded by the digest of ``current`` (as read before).
-
-        When PVE reports a concurrent change (digest mismatch, or the mapping appeared meanwhile), the
-        mapping is read once more and the write retried once with the new digest; a second conflict
-        raises PveApiError saying so. Returns ``(retried, mapping_after)``.
-        """
-        retried = False
-        for attempt in (1, 2):
-            try:
-                if current is None:
-                    self.create(name, map_entries, description)
-                else:
-                    self.update(name, map_entries, description=description, digest=current.get("digest"))
-                return retried, self.get(name)
-            except PveApiError as exc:
-                appeared = current is None and "already defined" in exc.message
-                if not (is_digest_conflict(exc) or appeared):
-                    raise
-                if attempt == 2:
-                    raise PveApiError(
-                        "mapping %s was changed by someone else while this task ran, twice in a row (%s). Nothing "
-                        "was overwritten; run the task again once the other change is done." % (name, exc.message),
-                        status=exc.status, reason=exc.reason)
-                retried = True
-                current = self.get(name)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def check_node(self, name, node):
-        """PVE's own diagnostics of the mapping on ``node`` (GET ...?check-node=)."""
-        for entry in self.client.get(["cluster", "mapping", "pci"], **{"check-node": node}):
-            if entry.get("id") == name:
-                return entry.get("checks", [])
-        return []
-
-
-# ---- QEMU VM configuration helpers (pure) ------------------------------------------------------
-_NET_MODELS = frozenset(("e1000", "e1000-82540em", "e1000-82544gc", "e1000-82545em", "e1000e", "i82551",
-                         "i82557b", "i82559er", "ne2k_isa", "ne2k_pci", "pcnet", "rtl8139", "virtio", "vmxnet3"))
-_DEFAULT_KEYS = (
-    (re.compile(r"^hostpci\d+$"), "host"), (re.compile(r"^cpu$"), "cputype"), (re.compile(r"^memory$"), "current"),
-    (re.compile(r"^machine$"), "type"), (re.compile(r"^(?:efidisk0|tpmstate0|(?:ide|sata|scsi|virtio)\d+)$"), "file"),
-    (re.compile(r"^agent$"), "enabled"), (re.compile(r"^vga$"), "type"), (re.compile(r"^boot$"), "legacy"),
-    (re.compile(r"^net\d+$"), "model"),
-)
-# Keys whose stored value gains fields PVE fills in (disk size, generated MAC): compare as a subset.
-_SUBSET_KEYS = re.compile(r"^(?:efidisk0|tpmstate0|(?:ide|sata|scsi|virtio)\d+|net\d+)$")
-
-
-def config_value(key, value):
-    """The string PVE stores for ``value`` (booleans as 1/0; sshkeys URL-encoded as the API requires)."""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if key == "sshkeys":
-        try:
-            from urllib.parse import quote
-        except ImportError:  # pragma: no cover
-            from urllib import quote  # type: ignore
-        text = str(value).strip("\n")
-        return quote(text, safe="")
-    return str(value)
-
-
-def parse_config_value(key, value):
-    """Property string -> dict with the option's default key; plain values -> {'': value}."""
-    default = next((d for rx, d in _DEFAULT_KEYS if rx.match(key)), None)
-    text = str(value)
-    if default is None:
-        return {"": text}
-    out = {}
-    for part in [p for p in text.split(",") if p]:
-        if "=" in part:
-            k, v = part.split("=", 1)
-        else:
-            k, v = default, part
-        if default == "model" and k in _NET_MODELS:
-            out["model"] = k
-            if v != k:
-                out["macaddr"] = v.upper()
-            continue
-        if k == "macaddr":
-            v = v.upper()
-        out[k] = v
-    return out
-
-
-def config_matches(key, want, have):
-    """True when the stored ``have`` already expresses ``want`` for config key ``key``."""
-    if have is None:
-        return False
-    want_s, have_s = config_value(key, want), str(have)
-    if key == "sshkeys":
-        try:
-            from urllib.parse import unquote
-        except ImportError:  # pragma: no cover
-            from urllib import unquote  # type: ignore
-        return unquote(want_s).strip() == unquote(have_s).strip()
-    if want_s == have_s:
-        return True
-    pw, ph = parse_config_value(key, want_s), parse_config_value(key, have_s)
-    if _SUBSET_KEYS.match(key):
-        return all(ph.get(k) == v for k, v in pw.items())
-    return pw == ph
-
-
-def config_changes(current, config, initial_config=None):
-    """Return (set, delete): values to PUT and keys to delete so that ``current`` matches.
-
-    ``config``: key -> wanted value (None = the key must be absent). ``initial_config``: keys set only
-    when the VM lacks them (disks to allocate, values that PVE rewrites such as a fresh net0 MAC).
-    """
-    to_set, to_delete = {}, []
-    for key, want in sorted((config or {}).items()):
-        have = current.get(key)
-        if want is None:
-            if have is not None:
-                to_delete.append(key)
-        elif not config_matches(key, want, have):
-            to_set[key] = config_value(key, want)
-    for key, want in sorted((initial_config or {}).items()):
-        if want is not None and key not in current and key not in to_set:
-            to_set[key] = config_value(key, want)
-    return to_set, to_delete
-
-
-class QemuVms(object):
-    """VM lookups and actions on one node (thin over the API; every write waits for its task)."""
-
-    def __init__(self, client, node):
-        self.client = client
-        self.node = node
-
-    def list(self):
-        return self.client.get(["nodes", self.node, "qemu"])
-
-    def find(self, vmid=None, name=None):
-        """The list entry of the VM by vmid or (unique) name on this node, or None."""
-        vms = self.list()
-        if vmid is not None:
-            return next((v for v in vms if int(v["vmid"]) == int(vmid)), None)
-        hits = [v for v in vms if v.get("name") == name]
-        if len(hits) > 1:
-            raise PveApiError("%d VMs on node %s are named %r (vmids %s): give vmid to choose one" % (
-                len(hits), self.node, name, ", ".join(str(v["vmid"]) for v in hits)))
-        return hits[0] if hits else None
-
-    def config(self, vmid):
-        return self.client.get(["nodes", self.node, "qemu", vmid, "config"])
-
-    def status(self, vmid):
-        return self.client.get(["nodes", self.node, "qemu", vmid, "status", "current"])
-
-    def next_id(self):
-        return int(self.client.get(["cluster", "nextid"]))
-
-    def create(self, vmid, params):
-        upid = self.client.post(["nodes", self.node, "qemu"], vmid=vmid, **params)
-        return self.client.wait_task(upid, what="creating VM %s" % vmid)
-
-    def clone(self, source, newid, name, full=True, storage=None):
-        upid = self.client.post(["nodes", self.node, "qemu", source, "clone"], newid=newid, name=name,
-                                full=1 if full else 0, storage=storage)
-        return self.client.wait_task(upid, what="cloning VM %s to %s" % (source, newid))
-
-    def update(self, vmid, to_set, to_delete, digest=None):
-        params = dict(to_set)
-        if to_delete:
-            params["delete"] = ",".join(to_delete)
-        self.client.put(["nodes", self.node, "qemu", vmid, "config"], digest=digest, **params)
-
-    def start(self, vmid):
-        upid = self.client.post(["nodes", self.node, "qemu", vmid, "status", "start"])
-        return self.client.wait_task(upid, what="starting VM %s" % vmid)
-
-    def stop(self, vmid):
-        upid = self.client.post(["nodes", self.node, "qemu", vmid, "status", "stop"])
-        return self.client.wait_task(upid, what="stopping VM %s" % vmid)

@@ -12,7 +12,7 @@ import sys
 import pytest
 import requests
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir)))
 # the fixture `sim`, imported for pytest:
 from pve_simulator.pytest_plugin import sim  # noqa: E402,F401  pylint: disable=unused-import
 from pve_simulator import validate as V  # noqa: E402
@@ -207,7 +207,7 @@ def test_simulated_pve_node_pci_read_live_from_a_command(tmp_path):
     import json as _json
 
     from pve_simulator.runner import Simulator
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    repo = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, os.pardir))
     script = os.path.join(repo, "demo", "pve_hardware_pci.py")
     fixture = tmp_path / "fixture.json"
     fixture.write_text(_json.dumps({

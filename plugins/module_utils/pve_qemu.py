@@ -1,0 +1,149 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) homelab.gpu_passthrough contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""QEMU VMs through the PVE API: configuration values and their comparison (pure), and
+:class:`QemuVms`, the lookups and actions on one node (every write that starts a worker task waits
+for it). The connection and the errors live in ``pve_client``.
+"""
+from __future__ import annotations
+
+import re
+from urllib.parse import quote, unquote
+
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_client import PveApiError
+
+# ---- configuration values (pure) ---------------------------------------------------------------
+_NET_MODELS = frozenset(("e1000", "e1000-82540em", "e1000-82544gc", "e1000-82545em", "e1000e", "i82551",
+                         "i82557b", "i82559er", "ne2k_isa", "ne2k_pci", "pcnet", "rtl8139", "virtio", "vmxnet3"))
+_DEFAULT_KEYS = (
+    (re.compile(r"^hostpci\d+$"), "host"), (re.compile(r"^cpu$"), "cputype"), (re.compile(r"^memory$"), "current"),
+    (re.compile(r"^machine$"), "type"), (re.compile(r"^(?:efidisk0|tpmstate0|(?:ide|sata|scsi|virtio)\d+)$"), "file"),
+    (re.compile(r"^agent$"), "enabled"), (re.compile(r"^vga$"), "type"), (re.compile(r"^boot$"), "legacy"),
+    (re.compile(r"^net\d+$"), "model"),
+)
+# Keys whose stored value gains fields PVE fills in (disk size, generated MAC): compare as a subset.
+_SUBSET_KEYS = re.compile(r"^(?:efidisk0|tpmstate0|(?:ide|sata|scsi|virtio)\d+|net\d+)$")
+
+
+def config_value(key, value):
+    """The string PVE stores for ``value`` (booleans as 1/0; sshkeys URL-encoded as the API requires)."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if key == "sshkeys":
+        text = str(value).strip("\n")
+        return quote(text, safe="")
+    return str(value)
+
+
+def parse_config_value(key, value):
+    """Property string -> dict with the option's default key; plain values -> {'': value}."""
+    default = next((d for rx, d in _DEFAULT_KEYS if rx.match(key)), None)
+    text = str(value)
+    if default is None:
+        return {"": text}
+    out = {}
+    for part in [p for p in text.split(",") if p]:
+        if "=" in part:
+            k, v = part.split("=", 1)
+        else:
+            k, v = default, part
+        if default == "model" and k in _NET_MODELS:
+            out["model"] = k
+            if v != k:
+                out["macaddr"] = v.upper()
+            continue
+        if k == "macaddr":
+            v = v.upper()
+        out[k] = v
+    return out
+
+
+def config_matches(key, want, have):
+    """True when the stored ``have`` already expresses ``want`` for config key ``key``."""
+    if have is None:
+        return False
+    want_s, have_s = config_value(key, want), str(have)
+    if key == "sshkeys":
+        return unquote(want_s).strip() == unquote(have_s).strip()
+    if want_s == have_s:
+        return True
+    pw, ph = parse_config_value(key, want_s), parse_config_value(key, have_s)
+    if _SUBSET_KEYS.match(key):
+        return all(ph.get(k) == v for k, v in pw.items())
+    return pw == ph
+
+
+def config_changes(current, config, initial_config=None):
+    """Return (set, delete): values to PUT and keys to delete so that ``current`` matches.
+
+    ``config``: key -> wanted value (None = the key must be absent). ``initial_config``: keys set only
+    when the VM lacks them (disks to allocate, values that PVE rewrites such as a fresh net0 MAC).
+    """
+    to_set, to_delete = {}, []
+    for key, want in sorted((config or {}).items()):
+        have = current.get(key)
+        if want is None:
+            if have is not None:
+                to_delete.append(key)
+        elif not config_matches(key, want, have):
+            to_set[key] = config_value(key, want)
+    for key, want in sorted((initial_config or {}).items()):
+        if want is not None and key not in current and key not in to_set:
+            to_set[key] = config_value(key, want)
+    return to_set, to_delete
+
+
+# ---- VMs on one node (API calls) ---------------------------------------------------------------
+class QemuVms(object):
+    """VM lookups and actions on one node (thin over the API; every write waits for its task)."""
+
+    def __init__(self, client, node):
+        self.client = client
+        self.node = node
+
+    def list(self):
+        return self.client.get(["nodes", self.node, "qemu"])
+
+    def find(self, vmid=None, name=None):
+        """The list entry of the VM by vmid or (unique) name on this node, or None."""
+        vms = self.list()
+        if vmid is not None:
+            return next((v for v in vms if int(v["vmid"]) == int(vmid)), None)
+        hits = [v for v in vms if v.get("name") == name]
+        if len(hits) > 1:
+            raise PveApiError("%d VMs on node %s are named %r (vmids %s): give vmid to choose one" % (
+                len(hits), self.node, name, ", ".join(str(v["vmid"]) for v in hits)))
+        return hits[0] if hits else None
+
+    def config(self, vmid):
+        return self.client.get(["nodes", self.node, "qemu", vmid, "config"])
+
+    def status(self, vmid):
+        return self.client.get(["nodes", self.node, "qemu", vmid, "status", "current"])
+
+    def next_id(self):
+        return int(self.client.get(["cluster", "nextid"]))
+
+    def create(self, vmid, params):
+        upid = self.client.post(["nodes", self.node, "qemu"], vmid=vmid, **params)
+        return self.client.wait_task(upid, what="creating VM %s" % vmid)
+
+    def clone(self, source, newid, name, full=True, storage=None):
+        upid = self.client.post(["nodes", self.node, "qemu", source, "clone"], newid=newid, name=name,
+                                full=1 if full else 0, storage=storage)
+        return self.client.wait_task(upid, what="cloning VM %s to %s" % (source, newid))
+
+    def update(self, vmid, to_set, to_delete, digest=None):
+        params = dict(to_set)
+        if to_delete:
+            params["delete"] = ",".join(to_delete)
+        self.client.put(["nodes", self.node, "qemu", vmid, "config"], digest=digest, **params)
+
+    def start(self, vmid):
+        upid = self.client.post(["nodes", self.node, "qemu", vmid, "status", "start"])
+        return self.client.wait_task(upid, what="starting VM %s" % vmid)
+
+    def stop(self, vmid):
+        upid = self.client.post(["nodes", self.node, "qemu", vmid, "status", "stop"])
+        return self.client.wait_task(upid, what="stopping VM %s" % vmid)

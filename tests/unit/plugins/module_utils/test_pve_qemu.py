@@ -1,0 +1,54 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""pve_qemu.QemuVms against the simulated PVE API: lookups and actions that wait for their tasks.
+
+The pure configuration helpers (config_changes, config_matches, config_value) are tested in
+tests/unit/test_pve_pci.py.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils import pve_client, pve_qemu
+
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, os.pardir)))
+# the fixtures, imported for pytest:
+from pve_simulator.pytest_plugin import sim, sim_client  # noqa: E402,F401  pylint: disable=unused-import
+
+
+def test_simulated_pve_task_wait_success_and_failure(sim_client):  # noqa: F811
+    vms = pve_qemu.QemuVms(sim_client(), "pve")
+    status = vms.create(130, {"name": "t1", "machine": "q35", "hostpci0": "mapping=missing,pcie=1"})
+    assert status["exitstatus"] == "OK"
+    with pytest.raises(pve_client.PveTaskError) as info:
+        vms.start(130)
+    assert "starting VM 130 failed on node pve: PCI device mapping not found for 'missing'" in info.value.message
+    assert "tasks/UPID:pve:" in info.value.message
+
+
+def test_simulated_pve_find_by_vmid_or_unique_name(sim_client):  # noqa: F811
+    vms = pve_qemu.QemuVms(sim_client(), "pve")
+    assert vms.find(name="debian12-cloud")["vmid"] == 9000
+    assert vms.find(vmid=9000)["name"] == "debian12-cloud"
+    assert vms.find(name="nothing-here") is None and vms.find(vmid=4242) is None
+    vms.create(140, {"name": "twin"})
+    vms.create(141, {"name": "twin"})
+    with pytest.raises(pve_client.PveApiError, match="2 VMs on node pve are named 'twin' .*140, 141.*give vmid"):
+        vms.find(name="twin")
+
+
+def test_simulated_pve_clone_update_start_stop(sim_client):  # noqa: F811
+    vms = pve_qemu.QemuVms(sim_client(), "pve")
+    newid = vms.next_id()
+    vms.clone(9000, newid, "from-template", full=True, storage="local-lvm")
+    config = vms.config(newid)
+    assert config["name"] == "from-template" and "template" not in config
+    vms.update(newid, {"memory": "4096"}, ["serial0"], digest=config["digest"])
+    config = vms.config(newid)
+    assert config["memory"] == "4096" and "serial0" not in config
+    vms.start(newid)
+    assert vms.status(newid)["status"] == "running"
+    vms.stop(newid)
+    assert vms.status(newid)["status"] == "stopped"

@@ -77,7 +77,7 @@ def no_device_with_ids(wanted_vd, devices):
 
 def ids_not_a_gpu(wanted_vd, matches, devices):
     return (
-        "gpu_vendor_device %s names no GPU: %s %s, not a display controller (PCI class 03xx). "
+        "gpu_vendor_device %s names no GPU: %s %s not a display controller (PCI class 03xx). "
         "Give the ids of the card's display function. %s."
         % (wanted_vd, "; ".join(describe_device(d) for d in matches), _plural(matches, "is", "are"),
            display_controllers(devices))

@@ -12,7 +12,7 @@ short_description: Report the NVIDIA GPUs of a machine with architecture, driver
 version_added: 0.1.0
 description:
   - Reads the PCI devices from C(/sys/bus/pci/devices) and reports every NVIDIA display
-    controller (PCI class C(03xx): C(0300) VGA, C(0302) 3D controller, C(0380) display
+    controller (PCI class C(03xx), that is C(0300) VGA, C(0302) 3D controller, C(0380) display
     controller) with what the collection knows about its chip.
   - For each GPU it returns the architecture, the CUDA compute capability, the memory where known,
     the NVIDIA driver branch and kernel module flavour the collection would install (Maxwell,

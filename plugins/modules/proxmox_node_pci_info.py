@@ -112,7 +112,7 @@ upstream_bridges:
   elements: dict
 host_bridges:
   description: Host bridges in the group, accepted because a host bridge that no host driver holds does
-    not block VFIO (unverified: the API does not report drivers).
+    not block VFIO (unverified, the API does not report drivers).
   returned: when a GPU was found
   type: list
   elements: dict

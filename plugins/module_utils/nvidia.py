@@ -31,6 +31,8 @@ from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pci import
     normalize_address,
     normalize_vendor_device,
     parse_hex_id,
+    subsystem_id,
+    vendor_device,
 )
 
 # Architecture order (oldest first) and facts per architecture.
@@ -364,9 +366,8 @@ def gpu_summary(device, current_branch=DEFAULT_CURRENT_BRANCH, smi=None):
         "address": device.get("address"),
         "vendor_id": NVIDIA_VENDOR_ID,
         "device_id": info["device_id"],
-        "pci_id": "%s:%s" % (NVIDIA_VENDOR_ID, info["device_id"]),
-        "subsystem_id": ("%s:%s" % (device["subsystem_vendor_id"], device["subsystem_device_id"])
-                         if device.get("subsystem_vendor_id") else None),
+        "pci_id": vendor_device({"vendor_id": NVIDIA_VENDOR_ID, "device_id": info["device_id"]}),
+        "subsystem_id": subsystem_id(device),
         "driver": device.get("driver"),
         "name": info["name"] or device.get("description"),
         "chip": info["chip"],

@@ -151,6 +151,14 @@ def normalize_address(text):
     return "%04x:%s:%s.%s" % (domain, match.group("bus"), match.group("slot"), match.group("func"))
 
 
+def is_address(text):
+    """Whether ``text`` is a full PCI address as sysfs names devices (``0000:01:00.0``)."""
+    try:
+        return isinstance(text, str) and text.count(":") == 2 and normalize_address(text) == text.lower()
+    except PciError:
+        return False
+
+
 def slot_of(address):
     """``0000:01:00.0`` -> ``0000:01:00`` (what a PVE PCI mapping's ``path`` wants for a whole card)."""
     return normalize_address(address).rsplit(".", 1)[0]
@@ -218,6 +226,12 @@ def normalize_vendor_device(text):
 def vendor_device(device):
     """``vendor:device`` of a device dict, lower case (``"":""`` parts when unknown)."""
     return "%s:%s" % (str(device.get("vendor_id") or "").lower(), str(device.get("device_id") or "").lower())
+
+
+def subsystem_id(device):
+    """``vendor:device`` of a device dict's subsystem, or None when the subsystem is unknown."""
+    vendor, device_id = device.get("subsystem_vendor_id"), device.get("subsystem_device_id")
+    return "%s:%s" % (vendor, device_id) if vendor and device_id else None
 
 
 def class4(class_id):

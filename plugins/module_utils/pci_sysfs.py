@@ -27,17 +27,16 @@ Sources:
 from __future__ import annotations
 
 import os
-import re
 
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.kernel_cmdline import CmdlineError, split_cmdline
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pci import (
     address_sort_key,
     hex_id,
+    is_address,
     is_bridge_class,
     normalize_address,
 )
 
-_ADDR_COMPONENT_RE = re.compile(r"^[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
 PCI_IDS_PATHS = ("usr/share/misc/pci.ids", "usr/share/hwdata/pci.ids")
 _CMDLINE_KEYS = ("intel_iommu", "amd_iommu", "iommu", "iommu.passthrough", "iommu.strict",
                  "pcie_acs_override", "vfio-pci.ids", "vfio_pci.ids", "video")
@@ -79,7 +78,7 @@ def _parent_bridges(root, entry_path):
     parts = rel.split(os.sep)
     bridges = []
     for part in parts[:-1]:
-        if _ADDR_COMPONENT_RE.match(part):
+        if is_address(part):
             bridges.append(normalize_address(part))
     return bridges
 
@@ -163,7 +162,7 @@ def read_pci_devices(root="/"):
         return []
     devices = []
     for name in names:
-        if not _ADDR_COMPONENT_RE.match(name):
+        if not is_address(name):
             continue
         devices.append(read_pci_device(root, name))
     devices.sort(key=lambda d: address_sort_key(d["address"]))

@@ -28,6 +28,7 @@ from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pci import
     normalize_address,
     normalize_vendor_device,
     slot_of,
+    subsystem_id,
     vendor_device,
 )
 
@@ -152,8 +153,8 @@ def entry_problems(entry, devices):
         correct = {"id": vendor_device(dev)}
         if idx == 0:
             correct["iommugroup"] = dev["iommu_group"]
-        if dev.get("subsystem_vendor_id") and dev.get("subsystem_device_id"):
-            correct["subsystem-id"] = "%s:%s" % (dev["subsystem_vendor_id"], dev["subsystem_device_id"])
+        if subsystem_id(dev):
+            correct["subsystem-id"] = subsystem_id(dev)
         for prop in ("id", "iommugroup", "subsystem-id"):
             if prop == "iommugroup" and idx > 0:
                 continue
@@ -187,8 +188,8 @@ def entry_from_node(node, devices, gpu_address=None, gpu_vendor_device=None, all
     entry = {"node": node, "path": verdict["mapping_path"], "id": vendor_device(first)}
     if first.get("iommu_group") is not None:
         entry["iommugroup"] = first["iommu_group"]
-    if first.get("subsystem_vendor_id") and first.get("subsystem_device_id"):
-        entry["subsystem-id"] = "%s:%s" % (first["subsystem_vendor_id"], first["subsystem_device_id"])
+    if subsystem_id(first):
+        entry["subsystem-id"] = subsystem_id(first)
     return normalize_entry(entry), verdict
 
 

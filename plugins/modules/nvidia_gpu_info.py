@@ -96,7 +96,7 @@ gpus:
   elements: dict
   contains:
     address:
-      description: Full PCI address.
+      description: Full PCI address of the GPU's display function.
       type: str
       sample: "0000:03:00.0"
     pci_id:

@@ -1,9 +1,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Build sysfs/procfs trees shaped like the kernel's, from device dicts or from lspci listings.
 
-Used by the unit tests (tests/unit/test_iommu_*.py) and, as a script, by the module integration
-playbooks: ``python tests/unit/sysfs_tree.py OUTDIR`` writes one tree per fixture listing to
-``OUTDIR/<fixture-stem>/`` plus ``OUTDIR/no-iommu/`` (the seed's card with the IOMMU off).
+Used by the unit tests (tests/unit/plugins/**) and, as a script, by the module integration
+playbooks: ``python tests/unit/sysfs_tree.py OUTDIR`` writes one tree per listing of
+shared/fixtures/iommu (plus the seed's) to ``OUTDIR/<fixture-stem>/``, ``OUTDIR/no-iommu/`` (the seed's
+card with the IOMMU off), and one per listing of shared/fixtures/iommu-corpus to
+``OUTDIR/corpus/<stem>/`` with ``OUTDIR/corpus/cases.json`` (what each header expects). The listings
+are read from ../shared/fixtures when present, else from the copies in tests/unit/fixtures.
 
 Layout written (relative symlinks, as in the kernel)::
 

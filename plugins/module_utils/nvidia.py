@@ -233,6 +233,7 @@ RANGES = (
     (0x3180, 0x31FF, "blackwell", "10.3"),
 )
 
+
 class NvidiaError(ValueError):
     """Bad input or an impossible request; the message says what and how to fix it."""
 

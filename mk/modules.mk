@@ -1,4 +1,5 @@
-# Modules of homelab.gpu_passthrough: playbook runs against fixture sysfs trees and the real /sys,
+# Modules of homelab.gpu_passthrough: playbook runs against fixture sysfs trees (shared/fixtures/iommu
+# and every listing of shared/fixtures/iommu-corpus, built by tests/unit/sysfs_tree.py) and the real /sys,
 # and the build -> install into a fresh venv -> ansible-doc round trip.
 MODULES_OUT := tests/output/modules
 

@@ -1,9 +1,10 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright: (c) 2026, homelab.gpu_passthrough contributors
-"""Pure NVIDIA GPU knowledge: PCI device id -> chip -> architecture -> driver branch,
-open vs proprietary kernel modules, CUDA compute capability, memory where known, and
-what CTranslate2 (faster-whisper) can do on the card.
+"""Pure NVIDIA GPU facts: PCI device id -> chip -> architecture -> driver branch,
+open vs proprietary kernel modules, CUDA compute capability, memory where known, and which
+cards carry USB-C functions. What CTranslate2 (faster-whisper) can do with a compute
+capability is policy and lives in ``ctranslate2.py``; PCI addresses, ids and classes in ``pci.py``.
 
 No AnsibleModule, no I/O: every function takes data and returns data, so the unit tests
 can run the decisions on a table of real PCI ids.
@@ -16,14 +17,23 @@ Sources:
 - driver branches: NVIDIA's release notes (580 is the last branch for Maxwell, Pascal and
   Volta; open kernel modules need Turing or newer and are the default from 560; Blackwell
   needs open modules and >= 570);
-- CTranslate2 compute types: its quantization docs (float16 needs CC >= 5.3, int8 on CUDA
-  >= 6.1, int8_float16 >= 7.0, bfloat16 >= 8.0). The stock CUDA wheels start at CC 5.3.
+- USB-C functions: Turing cards with a VirtualLink/USB-C port expose a USB 3.1 host controller
+  (class 0c03) and a USB Type-C UCSI controller (class 0c80) next to display and audio
+  (pci.ids: TU102 10de:1ad6/1ad7, TU104 1ad8/1ad9, TU116 1aec/1aed).
 """
 from __future__ import annotations
 
 import re
 
-NVIDIA_VENDOR_ID = "10de"
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pci import (
+    NVIDIA_VENDOR_ID,
+    PciError,
+    normalize_address,
+    normalize_vendor_device,
+    parse_hex_id,
+    subsystem_id,
+    vendor_device,
+)
 
 # Architecture order (oldest first) and facts per architecture.
 ARCHITECTURES = (
@@ -49,6 +59,8 @@ LAST_BRANCH = {
 FIRST_BRANCH = {
     "blackwell": 570,
 }
+# Cards with USB-C functions (USB host + UCSI controller in the card's slot): Turing and newer.
+USB_C_MIN_ARCH = "turing"
 # Open kernel modules: Turing and newer only; mandatory for Blackwell.
 OPEN_MODULES_MIN_ARCH = "turing"
 OPEN_MODULES_REQUIRED = frozenset({"blackwell"})
@@ -221,22 +233,6 @@ RANGES = (
     (0x3180, 0x31FF, "blackwell", "10.3"),
 )
 
-# PCI class codes of display controllers: VGA (0300), 3D controller (0302; Tesla/datacenter cards).
-DISPLAY_CLASSES = ("0300", "0302")
-
-# CTranslate2 (faster-whisper) limits.
-CT2_MIN_CC = (5, 3)
-_CT2_COMPUTE_TYPE_MIN_CC = {
-    "float16": (5, 3),
-    "int8": (6, 1),
-    "int8_float16": (7, 0),
-    "int8_float32": (6, 1),
-    "bfloat16": (8, 0),
-    "int8_bfloat16": (8, 0),
-    "float32": (3, 5),
-}
-CPU_COMPUTE_TYPES = ("int8", "int8_float32", "float32", "int16")
-
 
 class NvidiaError(ValueError):
     """Bad input or an impossible request; the message says what and how to fix it."""
@@ -244,25 +240,16 @@ class NvidiaError(ValueError):
 
 def normalize_id(value):
     """'0x13F1', '13f1', '10de:13f1' -> '13f1'. Raises NvidiaError on anything else."""
-    text = str(value).strip().lower()
-    if ":" in text:
-        vendor, _sep, text = text.partition(":")
-        if vendor.removeprefix("0x") != NVIDIA_VENDOR_ID:
-            raise NvidiaError(
-                "PCI id %r is not an NVIDIA id (vendor must be 10de)" % (value,))
-    text = text.removeprefix("0x")
-    if not re.fullmatch(r"[0-9a-f]{4}", text):
+    text = str(value).strip()
+    try:
+        if ":" in text:
+            vendor, _sep, text = normalize_vendor_device(text).partition(":")
+            if vendor != NVIDIA_VENDOR_ID:
+                raise NvidiaError("PCI id %r is not an NVIDIA id (vendor must be 10de)" % (value,))
+        return parse_hex_id(text, 4)
+    except PciError:
         raise NvidiaError(
-            "PCI device id %r is not 4 hex digits (expected e.g. '13f1' or '10de:13f1')" % (value,))
-    return text
-
-
-def normalize_class(value):
-    """'0x030000', '030000', '0300' -> '0300' (class + subclass)."""
-    text = str(value).strip().lower().removeprefix("0x")
-    if not re.fullmatch(r"[0-9a-f]{4}([0-9a-f]{2})?", text):
-        raise NvidiaError("PCI class %r is not 4 or 6 hex digits (e.g. '030000')" % (value,))
-    return text[:4]
+            "PCI device id %r is not 4 hex digits (expected e.g. '13f1' or '10de:13f1')" % (value,)) from None
 
 
 def parse_cc(value):
@@ -279,10 +266,6 @@ def arch_index(arch):
     if arch not in ARCHITECTURES:
         raise NvidiaError("unknown NVIDIA architecture %r; known: %s" % (arch, ", ".join(ARCHITECTURES)))
     return ARCHITECTURES.index(arch)
-
-
-def is_display_class(class_id):
-    return normalize_class(class_id) in DISPLAY_CLASSES
 
 
 def classify(device_id):
@@ -372,75 +355,20 @@ def driver_decision(arch, current_branch=DEFAULT_CURRENT_BRANCH, branch=None, op
     return {"branch": chosen, "open_modules": use_open, "supported": supported, "reason": reason}
 
 
-def ct2_cuda_ok(compute_capability):
-    """True when stock CTranslate2 CUDA builds run on a GPU with this compute capability."""
-    return parse_cc(compute_capability) >= CT2_MIN_CC
-
-
-def compute_type_ok(compute_type, device, compute_capability=None):
-    """Whether CTranslate2 can run compute_type on device ('cuda'/'cpu') with this CC."""
-    if device == "cpu":
-        return compute_type in CPU_COMPUTE_TYPES or compute_type in ("auto", "default")
-    if compute_type in ("auto", "default"):
-        return True
-    if compute_type not in _CT2_COMPUTE_TYPE_MIN_CC:
-        raise NvidiaError(
-            "unknown compute type %r; use one of %s" % (
-                compute_type, ", ".join(sorted(_CT2_COMPUTE_TYPE_MIN_CC))))
-    return parse_cc(compute_capability) >= _CT2_COMPUTE_TYPE_MIN_CC[compute_type]
-
-
-def recommended_compute_type(device, compute_capability=None):
-    """float16 on GPUs with fast FP16; int8 on consumer Pascal (CC 6.1, FP16 runs at 1/64 rate)
-    and on the CPU. None when the GPU cannot run CTranslate2 at all."""
-    if device == "cpu":
-        return "int8"
-    cc = parse_cc(compute_capability)
-    if cc < CT2_MIN_CC:
-        return None
-    if cc == (6, 1):
-        return "int8"
-    return "float16"
-
-
-def memory_compute_type(compute_capability, memory_mib, need_float16_mib, need_int8_mib):
-    """Pick the cheapest compute type whose model footprint fits the card.
-
-    Returns (compute_type or None, reason). float16 first, then int8_float16 (CC >= 7.0) or int8
-    (CC >= 6.1) when float16 does not fit; None when nothing fits.
-    """
-    preferred = recommended_compute_type("cuda", compute_capability)
-    if preferred is None:
-        return None, "compute capability %s is below CTranslate2's %d.%d" % (
-            compute_capability, CT2_MIN_CC[0], CT2_MIN_CC[1])
-    if memory_mib is None:
-        return preferred, "card memory unknown; assuming the model fits"
-    need = need_int8_mib if preferred == "int8" else need_float16_mib
-    if need <= memory_mib:
-        return preferred, "%s needs ~%d MiB of %d MiB" % (preferred, need, memory_mib)
-    if need_int8_mib <= memory_mib:
-        for candidate in ("int8_float16", "int8"):
-            if compute_type_ok(candidate, "cuda", compute_capability):
-                return candidate, "%s does not fit (%d > %d MiB); %s needs ~%d MiB" % (
-                    preferred, need, memory_mib, candidate, need_int8_mib)
-    return None, "the model needs ~%d MiB even quantized; the card has %d MiB" % (
-        need_int8_mib, memory_mib)
-
-
 def gpu_summary(device, current_branch=DEFAULT_CURRENT_BRANCH, smi=None):
     """Merge a PCI device dict (from pci_sysfs.read_pci_devices) with the table and, when given,
     nvidia-smi's view of the same card (dict with compute_cap, memory_total_mib, name).
 
-    Returns the dict nvidia_gpu_info reports for one GPU.
+    Returns the dict nvidia_gpu_info reports for one GPU (without the CTranslate2 fields,
+    see ``ctranslate2.cuda_fields``).
     """
     info = classify(device["device_id"])
     result = {
         "address": device.get("address"),
         "vendor_id": NVIDIA_VENDOR_ID,
         "device_id": info["device_id"],
-        "pci_id": "%s:%s" % (NVIDIA_VENDOR_ID, info["device_id"]),
-        "subsystem_id": ("%s:%s" % (device["subsystem_vendor_id"], device["subsystem_device_id"])
-                         if device.get("subsystem_vendor_id") else None),
+        "pci_id": vendor_device({"vendor_id": NVIDIA_VENDOR_ID, "device_id": info["device_id"]}),
+        "subsystem_id": subsystem_id(device),
         "driver": device.get("driver"),
         "name": info["name"] or device.get("description"),
         "chip": info["chip"],
@@ -472,10 +400,19 @@ def gpu_summary(device, current_branch=DEFAULT_CURRENT_BRANCH, smi=None):
     result["open_modules"] = decision["open_modules"]
     result["driver_supported"] = decision["supported"]
     result["driver_reason"] = decision["reason"]
-    cc = result["compute_capability"]
-    result["ctranslate2_cuda"] = bool(cc) and ct2_cuda_ok(cc)
-    result["recommended_compute_type"] = recommended_compute_type("cuda", cc) if cc else None
     return result
+
+
+def has_usb_c_functions(device):
+    """Whether the card whose display function is ``device`` (a device dict) is an NVIDIA card of
+    an architecture that carries USB-C functions (Turing and newer). False for unknown ids."""
+    if str(device.get("vendor_id") or "").lower() != NVIDIA_VENDOR_ID:
+        return False
+    try:
+        arch = classify(device.get("device_id"))["architecture"]
+    except NvidiaError:
+        return False
+    return arch is not None and arch_index(arch) >= arch_index(USB_C_MIN_ARCH)
 
 
 def parse_smi_csv(text):
@@ -489,19 +426,13 @@ def parse_smi_csv(text):
         if len(parts) != 4:
             raise NvidiaError("unexpected nvidia-smi line %r (expected 4 comma-separated fields)" % line)
         bus_id, name, cap, mem = parts
-        result[normalize_address(bus_id)] = {
+        try:
+            address = normalize_address(bus_id)
+        except PciError as exc:
+            raise NvidiaError("unexpected nvidia-smi line %r: %s" % (line, exc)) from None
+        result[address] = {
             "name": name,
             "compute_cap": None if cap in ("", "[N/A]") else cap,
             "memory_total_mib": int(mem) if mem.isdigit() else None,
         }
     return result
-
-
-def normalize_address(address):
-    """'00000000:03:00.0' (nvidia-smi) or '0000:03:00.0' (sysfs) -> '0000:03:00.0'."""
-    text = str(address).strip().lower()
-    match = re.fullmatch(r"(?:([0-9a-f]{4,8}):)?([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])", text)
-    if not match:
-        raise NvidiaError("PCI address %r is not DOMAIN:BUS:DEV.FN" % (address,))
-    domain = int(match.group(1) or "0", 16)
-    return "%04x:%s:%s.%s" % (domain, match.group(2), match.group(3), match.group(4))

@@ -27,18 +27,20 @@ Sources:
 from __future__ import annotations
 
 import os
-import re
 
-from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.iommu import (
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.kernel_cmdline import CmdlineError, split_cmdline
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pci import (
     address_sort_key,
+    hex_id,
+    is_address,
     is_bridge_class,
-    normalize_pci_address,
+    normalize_address,
 )
 
-_ADDR_COMPONENT_RE = re.compile(r"^[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
 PCI_IDS_PATHS = ("usr/share/misc/pci.ids", "usr/share/hwdata/pci.ids")
 _CMDLINE_KEYS = ("intel_iommu", "amd_iommu", "iommu", "iommu.passthrough", "iommu.strict",
                  "pcie_acs_override", "vfio-pci.ids", "vfio_pci.ids", "video")
+_CMDLINE_KEYS_NORMALIZED = frozenset(k.replace("-", "_") for k in _CMDLINE_KEYS)
 
 
 def _path(root, *parts):
@@ -54,12 +56,7 @@ def _read(path):
 
 
 def _hex(path, width):
-    value = (_read(path) or "").lower()
-    if value.startswith("0x"):
-        value = value[2:]
-    if not value or not re.match(r"^[0-9a-f]+$", value) or len(value) > width:
-        return ""
-    return value.zfill(width)
+    return hex_id(_read(path), width)
 
 
 def _link_name(path):
@@ -81,8 +78,8 @@ def _parent_bridges(root, entry_path):
     parts = rel.split(os.sep)
     bridges = []
     for part in parts[:-1]:
-        if _ADDR_COMPONENT_RE.match(part):
-            bridges.append(normalize_pci_address(part))
+        if is_address(part):
+            bridges.append(normalize_address(part))
     return bridges
 
 
@@ -97,7 +94,7 @@ def read_pci_device(root, address):
     except ValueError:
         group = None
     return {
-        "address": normalize_pci_address(address),
+        "address": normalize_address(address),
         "vendor_id": _hex(os.path.join(entry, "vendor"), 4),
         "device_id": _hex(os.path.join(entry, "device"), 4),
         "subsystem_vendor_id": _hex(os.path.join(entry, "subsystem_vendor"), 4),
@@ -165,7 +162,7 @@ def read_pci_devices(root="/"):
         return []
     devices = []
     for name in names:
-        if not _ADDR_COMPONENT_RE.match(name):
+        if not is_address(name):
             continue
         devices.append(read_pci_device(root, name))
     devices.sort(key=lambda d: address_sort_key(d["address"]))
@@ -176,15 +173,28 @@ def read_pci_devices(root="/"):
 
 
 def parse_cmdline_options(cmdline):
-    """IOMMU/VFIO related ``key=value`` (or bare ``key``) words of a kernel command line."""
+    """IOMMU/VFIO related ``key=value`` (or bare ``key``) words of a kernel command line.
+
+    Tokens as the kernel splits them (``kernel_cmdline.split_cmdline``); keys as written, where ``-``
+    and ``_`` are alike, as for the kernel; nothing after ``--`` (init's arguments). Raises
+    CmdlineError on an unbalanced quote.
+    """
     options = {}
-    for word in (cmdline or "").split():
+    for word in split_cmdline(cmdline or ""):
         if word == "--":
             break
         key, sep, value = word.partition("=")
-        if key in _CMDLINE_KEYS:
-            options[key] = value if sep else True
+        if key.replace("-", "_") in _CMDLINE_KEYS_NORMALIZED:
+            options[key] = value.strip('"') if sep else True
     return options
+
+
+def acs_override(options):
+    """The value of ``pcie_acs_override`` (True when bare) among parsed options, None when absent."""
+    for key, value in options.items():
+        if key.replace("-", "_") == "pcie_acs_override":
+            return value
+    return None
 
 
 def _interrupt_remapping(root):
@@ -251,6 +261,13 @@ def iommu_state(root="/"):
     remapping, remapping_source = _interrupt_remapping(root)
     units, vendor, ir_supported = _iommu_units(root)
     cmdline = _read(_path(root, "proc", "cmdline"))
+    try:
+        options = parse_cmdline_options(cmdline)
+        cmdline_error = None
+    except CmdlineError as exc:
+        # The kernel got this line, so the quote is not ours to fix; never miss the ACS override.
+        options = {"pcie_acs_override": True} if "pcie_acs_override" in (cmdline or "").replace("-", "_") else {}
+        cmdline_error = str(exc)
     return {
         "enabled": bool(groups),
         "group_count": len(groups),
@@ -261,7 +278,9 @@ def iommu_state(root="/"):
         "units": units,
         "vendor": vendor,
         "cmdline": cmdline or "",
-        "cmdline_options": parse_cmdline_options(cmdline),
+        "cmdline_options": options,
+        "cmdline_error": cmdline_error,
+        "acs_override": acs_override(options),
         "default_domain_type": default_type,
         "domain_types": types,
     }

@@ -21,14 +21,18 @@ import re
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.iommu import (
     devices_from_pve_api,
     isolation_verdict,
-    normalize_pci_address,
     select_gpu,
+)
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pci import (
+    PciError,
+    normalize_address,
+    normalize_vendor_device,
+    slot_of,
+    subsystem_id,
+    vendor_device,
 )
 
 MAP_KEYS = ("node", "path", "id", "iommugroup", "subsystem-id", "description")
-_PCI_RE = r"[a-f0-9]{4,}:[a-f0-9]{2}:[a-f0-9]{2}(?:\.[a-f0-9])?"
-PATH_RE = re.compile(r"^(?:%s;)*%s$" % (_PCI_RE, _PCI_RE))
-ID_RE = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{4}$")
 NODE_RE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?$")
 MAPPING_ID_RE = re.compile(r"^[a-z][a-z0-9_-]+$", re.I)
 
@@ -42,10 +46,6 @@ def check_mapping_id(name):
         raise MapEntryError("mapping name %r is not a valid PVE configuration id: start with a letter, then at "
                             "least one letter, digit, '-' or '_' (e.g. gpu-quadro-m4000)" % (name,))
     return name
-
-
-def _strip_hex(value):
-    return str(value).strip().lower().replace("0x", "")
 
 
 def normalize_entry(entry):
@@ -71,19 +71,18 @@ def normalize_entry(entry):
     data["node"] = str(data["node"])
     if not NODE_RE.match(data["node"]):
         raise MapEntryError("node %r in a map entry is not a valid node name" % (data["node"],))
-    path = str(data["path"]).strip().lower()
-    path = ";".join(p if p.count(":") == 2 else "0000:" + p for p in path.split(";"))
-    if not PATH_RE.match(path):
+    try:
+        data["path"] = ";".join(_normalize_path(p) for p in str(data["path"]).split(";"))
+    except PciError:
         raise MapEntryError("path %r is not a PCI path: give dddd:bb:dd for the whole card (e.g. 0000:03:00) or "
-                            "dddd:bb:dd.f for one function, several separated by ';'" % (data["path"],))
-    data["path"] = path
+                            "dddd:bb:dd.f for one function, several separated by ';'" % (data["path"],)) from None
     for key in ("id", "subsystem-id"):
         if key in data:
-            value = _strip_hex(data[key])
-            if not ID_RE.match(value):
+            try:
+                data[key] = normalize_vendor_device(data[key])
+            except PciError:
                 raise MapEntryError("%s %r is not of the form vvvv:dddd (hex vendor:device, e.g. 10de:13f1)"
-                                    % (key, data[key]))
-            data[key] = value
+                                    % (key, data[key])) from None
     if "iommugroup" in data:
         try:
             data["iommugroup"] = int(data["iommugroup"])
@@ -92,6 +91,14 @@ def normalize_entry(entry):
     if "description" in data and re.search(r"[,=]", str(data["description"])):
         raise MapEntryError("the description of a map entry cannot contain ',' or '=': %r" % (data["description"],))
     return data
+
+
+def _normalize_path(path):
+    """One ``path`` element: a whole card ``dddd:bb:dd`` or one function ``dddd:bb:dd.f`` (domain added)."""
+    text = path.strip()
+    if "." in text:
+        return normalize_address(text)
+    return slot_of(text + ".0")
 
 
 def format_map_entry(entry):
@@ -138,17 +145,16 @@ def entry_problems(entry, devices):
     index = _device_index(devices)
     problems = []
     for idx, path in enumerate(data["path"].split(";")):
-        address = path if re.search(r"\.[0-7]$", path) else path + ".0"
-        address = normalize_pci_address(address)
+        address = normalize_address(path if "." in path else path + ".0")
         dev = index.get(address)
         if dev is None:
             problems.append("node %s has no PCI device %s (path %s)" % (data["node"], address, path))
             continue
-        correct = {"id": "%s:%s" % (dev["vendor_id"], dev["device_id"])}
+        correct = {"id": vendor_device(dev)}
         if idx == 0:
             correct["iommugroup"] = dev["iommu_group"]
-        if dev.get("subsystem_vendor_id") and dev.get("subsystem_device_id"):
-            correct["subsystem-id"] = "%s:%s" % (dev["subsystem_vendor_id"], dev["subsystem_device_id"])
+        if subsystem_id(dev):
+            correct["subsystem-id"] = subsystem_id(dev)
         for prop in ("id", "iommugroup", "subsystem-id"):
             if prop == "iommugroup" and idx > 0:
                 continue
@@ -173,16 +179,17 @@ def entry_from_node(node, devices, gpu_address=None, gpu_vendor_device=None, all
 
     Returns ``(entry, verdict)``; the entry maps the whole card (path without function) with the
     ids, IOMMU group and subsystem id of function .0. Raises iommu.GpuSelectionError / ValueError.
+    The API reports neither the boot display nor the kernel command line, so ``allow_boot_vga``
+    has no effect on API data and the ACS override is not visible here (see gpu_isolation).
     """
     gpu = select_gpu(devices, address=gpu_address or None, vendor_device=gpu_vendor_device or None)
-    verdict = isolation_verdict(gpu["address"], devices, allow_boot_vga=allow_boot_vga)
+    verdict = isolation_verdict(gpu["address"], devices, allow_boot_vga=bool(allow_boot_vga))
     first = _device_index(devices).get(verdict["mapping_path"] + ".0", gpu)
-    entry = {"node": node, "path": verdict["mapping_path"],
-             "id": "%s:%s" % (first["vendor_id"], first["device_id"])}
+    entry = {"node": node, "path": verdict["mapping_path"], "id": vendor_device(first)}
     if first.get("iommu_group") is not None:
         entry["iommugroup"] = first["iommu_group"]
-    if first.get("subsystem_vendor_id") and first.get("subsystem_device_id"):
-        entry["subsystem-id"] = "%s:%s" % (first["subsystem_vendor_id"], first["subsystem_device_id"])
+    if subsystem_id(first):
+        entry["subsystem-id"] = subsystem_id(first)
     return normalize_entry(entry), verdict
 
 

@@ -13,15 +13,22 @@ version_added: 0.1.0
 description:
   - Selects a GPU by PCI address (O(gpu_address)), by vendor and device id (O(gpu_vendor_device)),
     or, when neither is given, takes the first NVIDIA display controller.
+  - Both selectors must name a display controller (PCI class C(03xx)).
+  - The card's functions are those in the GPU's slot with the GPU's vendor and a class a graphics
+    card carries (display C(03xx), audio C(0403), and on NVIDIA Turing and newer the USB C(0c03) and
+    UCSI C(0c80) functions of their USB-C port). Other devices in the slot, such as an AMD APU's
+    platform security processor, USB and HD audio controllers, are not the card's.
   - Fails when the IOMMU is off, when no such device exists, when the GPU's IOMMU group (or the group
-    of any other function of the card) also holds a device that is neither a function of the card
-    nor a PCI bridge or root port upstream of it, and when the GPU is the host's boot display
-    unless O(allow_boot_vga=true).
+    of any other function of the card) also holds a device that is neither a function of the card,
+    nor a PCI bridge or root port upstream of it, nor a host bridge that no host driver holds, when
+    the running kernel has C(pcie_acs_override) on its command line unless O(accept_acs_override=true),
+    and when the GPU is the host's boot display unless O(allow_boot_vga=true).
   - The failure message names every intruding device by address, class and ids and says what to do.
     The ACS override patch weakens isolation and is never applied by this collection.
-  - On success returns what a passthrough setup needs, the functions to pass through, the
-    C(vfio-pci ids) list, the drivers bound now, the IOMMU group and the C(path) of a Proxmox PCI
-    resource mapping.
+  - Returns what a passthrough setup needs, the functions to pass through, the C(vfio-pci ids) list,
+    the drivers bound now, the IOMMU group and the C(path) of a Proxmox PCI resource mapping; the
+    functions and ids also in the failure result when the IOMMU is off (RV(status=iommu_off)), so
+    a role can prepare VFIO before the reboot that turns the IOMMU on.
   - Nothing is changed on the host.
 author:
   - homelab.gpu_passthrough contributors (@homelab)
@@ -43,14 +50,23 @@ options:
         local console when the VM starts.
     type: bool
     default: false
+  accept_acs_override:
+    description:
+      - Accept a host whose running kernel has C(pcie_acs_override) on its command line (read from
+        C(proc/cmdline) under O(root)). The ACS override patch makes the kernel report split IOMMU
+        groups that the hardware does not isolate, so a VM may reach devices outside its group.
+      - With V(false) such a host is refused (RV(status=acs_override)); with V(true) the verdict
+        still says so in RV(reasons) and RV(msg).
+    type: bool
+    default: false
 extends_documentation_fragment:
   - homelab.gpu_passthrough.sysfs
   - homelab.gpu_passthrough.read_only
 notes:
   - A group that holds the card's own functions and its upstream root port or bridge is acceptable,
     as the Proxmox VE documentation says. Sibling bridges (ports that lead elsewhere) count as intruders.
-  - When C(pcie_acs_override) is on the kernel command line the module warns, because the groups the
-    kernel reports then do not reflect real isolation.
+  - A host bridge (class C(0600)) that no host driver holds, such as AMD's "PCIe Dummy Host Bridge",
+    does not block passthrough, because VFIO accepts group members that no host driver holds.
 seealso:
   - module: homelab.gpu_passthrough.iommu_info
   - name: Proxmox VE PCI passthrough
@@ -66,6 +82,11 @@ EXAMPLES = r"""
 - name: Check a GPU by address
   homelab.gpu_passthrough.gpu_isolation:
     gpu_address: "0000:03:00.0"
+
+- name: Check a GPU on a host that runs the ACS override patch, knowing the groups are not real isolation
+  homelab.gpu_passthrough.gpu_isolation:
+    gpu_address: "0000:05:00.0"
+    accept_acs_override: true
 
 - name: Check a GPU by ids, accepting that it is the boot display
   homelab.gpu_passthrough.gpu_isolation:
@@ -87,73 +108,106 @@ isolated:
   type: bool
   sample: true
 status:
-  description: V(isolated), V(no_iommu_group), V(intruders) or V(boot_vga).
+  description: V(isolated), V(iommu_off), V(no_iommu_group), V(intruders), V(acs_override), V(boot_vga),
+    V(no_such_gpu) or V(bad_input).
   returned: always
   type: str
   sample: isolated
 group:
   description: IOMMU group of the GPU.
-  returned: always
+  returned: when a GPU was found
   type: int
   sample: 52
 groups:
   description: IOMMU groups of all functions of the card (usually just RV(group)).
-  returned: always
+  returned: when a GPU was found
   type: list
   elements: int
   sample: [52]
 gpu:
   description: The selected GPU, with the keys of RV(homelab.gpu_passthrough.iommu_info#module:devices).
-  returned: always
+  returned: when a GPU was found
   type: dict
   sample: {"address": "0000:03:00.0", "vendor_id": "10de", "device_id": "13f1", "class_id": "030000"}
 functions:
-  description: All functions of the card (same domain, bus and slot), what to pass through.
-  returned: always
+  description: The functions of the card (the GPU's slot, vendor and a card's classes), what to pass
+    through. Also when the IOMMU is off.
+  returned: when a GPU was found
   type: list
   elements: dict
   sample: [{"address": "0000:03:00.0"}, {"address": "0000:03:00.1"}]
 upstream_bridges:
   description: Bridges and root ports in the group upstream of the GPU (accepted).
-  returned: always
+  returned: when a GPU was found
   type: list
   elements: dict
   sample: [{"address": "0000:00:01.0", "class_id": "060400"}]
+host_bridges:
+  description: Host bridges in the group that no host driver holds (accepted, they do not block VFIO).
+  returned: when a GPU was found
+  type: list
+  elements: dict
+  sample: [{"address": "0000:00:08.0", "class_id": "060000", "driver": null}]
 intruders:
   description: Devices in the group that block passthrough (empty on success).
-  returned: always
+  returned: when a GPU was found
   type: list
   elements: dict
   sample: []
+slot_foreign:
+  description: Devices in the GPU's slot that are not functions of the card (another vendor or a class
+    a graphics card does not carry); never passed through, intruders when they share the group.
+  returned: when a GPU was found
+  type: list
+  elements: dict
+  sample: [{"address": "0000:05:00.2", "vendor_id": "1022", "device_id": "15df", "class_id": "108000"}]
 vfio_ids:
   description: Unique C(vendor:device) pairs of the functions, for C(options vfio-pci ids=).
-  returned: always
+  returned: when a GPU was found
   type: list
   elements: str
   sample: ["10de:13f1", "10de:0fbb"]
+vfio_bystanders:
+  description: Devices outside the card with one of RV(vfio_ids) (an identical second card); binding
+    by ids would take them from the host too.
+  returned: when a GPU was found
+  type: list
+  elements: dict
+  sample: []
 drivers:
   description: Driver bound now to each function (V(null) when none).
-  returned: always
+  returned: when a GPU was found
   type: dict
   sample: {"0000:03:00.0": "vfio-pci", "0000:03:00.1": "vfio-pci"}
+unbound_functions:
+  description: The functions not bound to vfio-pci now, as C(address (driver)).
+  returned: when a GPU was found
+  type: list
+  elements: str
+  sample: ["0000:03:00.1 (snd_hda_intel)"]
+acs_override:
+  description: The value of C(pcie_acs_override) on the running kernel's command line, or V(null).
+  returned: when a GPU was found
+  type: str
+  sample: null
 mapping_path:
   description: Value for C(path) in a Proxmox PCI resource mapping, the whole card without function.
-  returned: always
+  returned: when a GPU was found
   type: str
   sample: "0000:03:00"
 topology_known:
   description: V(false) when bridges could not be checked for being upstream of the GPU.
-  returned: always
+  returned: when a GPU was found
   type: bool
   sample: true
 boot_vga:
   description: The GPU's boot display flag (V(null) when unknown).
-  returned: always
+  returned: when a GPU was found
   type: bool
   sample: false
 reasons:
   description: Every observation behind the verdict, one sentence each.
-  returned: always
+  returned: when a GPU was found
   type: list
   elements: str
   sample: []
@@ -173,9 +227,9 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils import iommu_messages
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.iommu import (
     GpuSelectionError,
-    describe_device,
     isolation_verdict,
     select_gpu,
 )
@@ -185,26 +239,13 @@ from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pci_sysfs 
 )
 
 
-def iommu_off_message(state, gpu, selection_error):
-    cmdline = state.get("cmdline") or "(empty)"
-    text = (
-        "IOMMU is off: the kernel created no IOMMU groups (/sys/kernel/iommu_groups is empty), so no "
-        "device can be passed through%s. Enable VT-d (Intel) or AMD-Vi/IOMMU/SVM (AMD) in the firmware "
-        "setup; on Intel with a kernel older than 6.8 also add intel_iommu=on to the kernel command line "
-        "(the proxmox_vfio role of this collection does that), reboot, and run this check again. "
-        "Kernel command line now: %s" % (" (GPU %s)" % describe_device(gpu) if gpu else "", cmdline)
-    )
-    if selection_error:
-        text = text.rstrip(".") + ". The GPU was not found either: %s" % selection_error
-    return text
-
-
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             gpu_address=dict(type="str"),
             gpu_vendor_device=dict(type="str"),
             allow_boot_vga=dict(type="bool", default=False),
+            accept_acs_override=dict(type="bool", default=False),
             root=dict(type="path", default="/"),
         ),
         mutually_exclusive=[("gpu_address", "gpu_vendor_device")],
@@ -226,20 +267,21 @@ def main():
     except ValueError as exc:
         module.fail_json(msg=str(exc), isolated=False, status="bad_input", iommu=state)
 
-    if not state["enabled"]:
-        module.fail_json(msg=iommu_off_message(state, gpu, selection_error), isolated=False, status="iommu_off",
-                         gpu=gpu, iommu=state)
     if gpu is None:
-        module.fail_json(msg=selection_error, isolated=False, status="no_such_gpu", iommu=state)
+        status = "iommu_off" if not state["enabled"] else "no_such_gpu"
+        text = iommu_messages.iommu_off(state, None, selection_error) if not state["enabled"] else selection_error
+        module.fail_json(msg=text, isolated=False, status=status, iommu=state)
 
-    if "pcie_acs_override" in state["cmdline_options"]:
-        module.warn(
-            "pcie_acs_override is on the kernel command line: the IOMMU groups the kernel reports do not "
-            "reflect real isolation, so this verdict cannot be trusted. Remove it and fix the slot instead."
-        )
-    verdict = isolation_verdict(gpu["address"], devices, allow_boot_vga=params["allow_boot_vga"])
+    verdict = isolation_verdict(gpu["address"], devices, allow_boot_vga=params["allow_boot_vga"],
+                                acs_override=state["acs_override"],
+                                accept_acs_override=params["accept_acs_override"])
     message = verdict.pop("message")
     verdict["iommu"] = state
+    if not state["enabled"]:
+        # No groups: nothing can be judged, but the card's functions and ids are known (for a role
+        # that prepares vfio-pci before the reboot that turns the IOMMU on).
+        verdict.update(isolated=False, status="iommu_off")
+        module.fail_json(msg=iommu_messages.iommu_off(state, gpu, None), **verdict)
     if not verdict["isolated"]:
         module.fail_json(msg=message, **verdict)
     module.exit_json(changed=False, msg=message, **verdict)

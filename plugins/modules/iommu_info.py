@@ -97,6 +97,15 @@ iommu:
         C(iommu), C(pcie_acs_override), C(vfio-pci.ids), ...). A bare word maps to V(true).
       type: dict
       sample: {"intel_iommu": "on", "iommu": "pt"}
+    cmdline_error:
+      description: Why the command line could not be split into words (an unbalanced quote), or V(null).
+      type: str
+      sample: null
+    acs_override:
+      description: The value of C(pcie_acs_override) on the command line (V(true) when bare), V(null)
+        when absent. With it the kernel reports split IOMMU groups that are not real isolation.
+      type: raw
+      sample: downstream,multifunction
     default_domain_type:
       description: Most common C(type) of the IOMMU groups (V(DMA), V(DMA-FQ), V(identity)), or V(null).
       type: str
@@ -183,10 +192,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.iommu import (
-    class_name,
-    is_display_controller,
-)
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pci import class_name, is_gpu
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pci_sysfs import (
     iommu_groups,
     iommu_state,
@@ -216,7 +222,7 @@ def main():
         iommu=iommu_state(root),
         devices=devices,
         groups=iommu_groups(devices),
-        display_controllers=[d for d in devices if is_display_controller(d)],
+        display_controllers=[d for d in devices if is_gpu(d)],
     )
 
 

@@ -12,8 +12,8 @@ short_description: Report the NVIDIA GPUs of a machine with architecture, driver
 version_added: 0.1.0
 description:
   - Reads the PCI devices from C(/sys/bus/pci/devices) and reports every NVIDIA display
-    controller (PCI class C(0300) VGA or C(0302) 3D controller) with what the collection knows
-    about its chip.
+    controller (PCI class C(03xx), that is C(0300) VGA, C(0302) 3D controller, C(0380) display
+    controller) with what the collection knows about its chip.
   - For each GPU it returns the architecture, the CUDA compute capability, the memory where known,
     the NVIDIA driver branch and kernel module flavour the collection would install (Maxwell,
     Pascal and Volta get the proprietary modules of branch 580, their last branch; Turing and newer
@@ -78,7 +78,7 @@ EXAMPLES = r"""
 - name: Stop when there is none
   ansible.builtin.assert:
     that: nvidia.gpus | length > 0
-    fail_msg: No NVIDIA GPU on this machine (PCI vendor 10de, class 0300/0302).
+    fail_msg: No NVIDIA GPU on this machine (PCI vendor 10de, class 03xx).
 
 - name: Tell which cards cannot run faster-whisper on CUDA
   ansible.builtin.debug:
@@ -96,7 +96,7 @@ gpus:
   elements: dict
   contains:
     address:
-      description: Full PCI address.
+      description: Full PCI address of the GPU's display function.
       type: str
       sample: "0000:03:00.0"
     pci_id:
@@ -184,7 +184,8 @@ nvidia_smi:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.homelab.gpu_passthrough.plugins.module_utils import nvidia
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils import ctranslate2, nvidia
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pci import is_gpu, normalize_address
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pci_sysfs import read_pci_devices
 
 _SMI_QUERY = "--query-gpu=pci.bus_id,name,compute_cap,memory.total"
@@ -228,16 +229,15 @@ def main():
 
     gpus = []
     for device in read_pci_devices(root):
-        if device.get("vendor_id") != nvidia.NVIDIA_VENDOR_ID or not device.get("class_id"):
+        if device.get("vendor_id") != nvidia.NVIDIA_VENDOR_ID or not is_gpu(device):
             continue
-        if not nvidia.is_display_class(device["class_id"]):
-            continue
-        seen = (smi or {}).get(nvidia.normalize_address(device["address"]))
+        seen = (smi or {}).get(normalize_address(device["address"]))
         gpu = nvidia.gpu_summary(device, current_branch=branch, smi=seen)
+        gpu.update(ctranslate2.cuda_fields(gpu["compute_capability"]))
         need = module.params["model_memory_mib"]
         if need:
             if gpu["compute_capability"]:
-                ctype, reason = nvidia.memory_compute_type(
+                ctype, reason = ctranslate2.memory_compute_type(
                     gpu["compute_capability"], gpu["memory_mib"], need["float16"], need["int8"])
             else:
                 ctype, reason = None, "compute capability unknown"

@@ -77,7 +77,7 @@ isolated:
   returned: always
   type: bool
 status:
-  description: V(isolated), V(no_iommu_group), V(intruders), V(boot_vga), or V(no_gpu).
+  description: V(isolated), V(no_iommu_group), V(intruders), or V(no_gpu).
   returned: always
   type: str
 group:
@@ -94,7 +94,7 @@ gpu:
   returned: when a GPU was found
   type: dict
 functions:
-  description: All functions of the card.
+  description: The functions of the card (the GPU's slot, vendor and a class a graphics card carries).
   returned: when a GPU was found
   type: list
   elements: dict
@@ -103,8 +103,20 @@ upstream_bridges:
   returned: when a GPU was found
   type: list
   elements: dict
+host_bridges:
+  description: Host bridges in the group, accepted because a host bridge that no host driver holds does
+    not block VFIO (unverified, the API does not report drivers).
+  returned: when a GPU was found
+  type: list
+  elements: dict
 intruders:
   description: Devices in the group that block passthrough.
+  returned: when a GPU was found
+  type: list
+  elements: dict
+slot_foreign:
+  description: Devices in the GPU's slot that are not functions of the card (another vendor, or a class
+    a graphics card does not carry, such as an AMD APU's PSP, USB and HD audio controllers).
   returned: when a GPU was found
   type: list
   elements: dict
@@ -135,6 +147,21 @@ reasons:
   returned: when a GPU was found
   type: list
   elements: str
+vfio_bystanders:
+  description: Devices outside the card with one of RV(vfio_ids).
+  returned: when a GPU was found
+  type: list
+  elements: dict
+unbound_functions:
+  description: The functions as C(address (no driver)) (the API does not report drivers).
+  returned: when a GPU was found
+  type: list
+  elements: str
+acs_override:
+  description: Always V(null) through the API, which does not show the node's kernel command line;
+    M(homelab.gpu_passthrough.gpu_isolation) on the node checks it.
+  returned: when a GPU was found
+  type: str
 map_entry:
   description: The map entry for this GPU (keys as in PVE), what M(homelab.gpu_passthrough.proxmox_pci_mapping) would write.
   returned: when a GPU was found

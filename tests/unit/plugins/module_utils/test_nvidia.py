@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.homelab.gpu_passthrough.plugins.module_utils import nvidia
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils import ctranslate2, nvidia
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.nvidia import NvidiaError
 
 # pci id, name, arch, cc, branch, open modules, CTranslate2 on CUDA, recommended compute type
@@ -43,8 +43,8 @@ def test_real_cards(pci_id, name, arch, cc, branch, open_modules, ct2, ctype):
     assert decision["branch"] == branch
     assert decision["open_modules"] is open_modules
     assert decision["supported"] is True
-    assert nvidia.ct2_cuda_ok(cc) is ct2
-    assert nvidia.recommended_compute_type("cuda", cc) == ctype
+    assert ctranslate2.ct2_cuda_ok(cc) is ct2
+    assert ctranslate2.recommended_compute_type("cuda", cc) == ctype
 
 
 def test_m4000_memory_and_reason():
@@ -106,41 +106,14 @@ def test_overrides():
         nvidia.driver_decision("fermi")
 
 
-def test_compute_types_by_capability():
-    assert nvidia.compute_type_ok("float16", "cuda", "5.2") is False
-    assert nvidia.compute_type_ok("float16", "cuda", "5.3") is True
-    assert nvidia.compute_type_ok("int8", "cuda", "6.0") is False
-    assert nvidia.compute_type_ok("int8_float16", "cuda", "6.1") is False
-    assert nvidia.compute_type_ok("int8_float16", "cuda", "7.5") is True
-    assert nvidia.compute_type_ok("bfloat16", "cuda", "7.5") is False
-    assert nvidia.compute_type_ok("int8", "cpu") is True
-    assert nvidia.compute_type_ok("float16", "cpu") is False
-    assert nvidia.recommended_compute_type("cpu") == "int8"
-    with pytest.raises(NvidiaError, match="unknown compute type"):
-        nvidia.compute_type_ok("fp8", "cuda", "9.0")
-    with pytest.raises(NvidiaError, match="MAJOR.MINOR"):
-        nvidia.parse_cc("five")
-
-
-def test_memory_fit():
-    # large-v3 in float16 ~ 4.7 GB, int8 ~ 3 GB (faster-whisper's own benchmark figures)
-    assert nvidia.memory_compute_type("7.5", 16384, 4800, 3100)[0] == "float16"
-    ctype, reason = nvidia.memory_compute_type("7.5", 4096, 4800, 3100)
-    assert ctype == "int8_float16" and "does not fit" in reason
-    assert nvidia.memory_compute_type("6.0", 4096, 4800, 3100)[0] is None  # P100 has no int8
-    assert nvidia.memory_compute_type("6.1", 2048, 4800, 3100)[0] is None
-    assert nvidia.memory_compute_type("5.2", 8192, 100, 100)[0] is None
-    assert nvidia.memory_compute_type("8.6", None, 4800, 3100) == (
-        "float16", "card memory unknown; assuming the model fits")
-
-
 def test_gpu_summary_merges_nvidia_smi():
     device = {"address": "0000:03:00.0", "vendor_id": "10de", "device_id": "13f1",
               "subsystem_vendor_id": "10de", "subsystem_device_id": "1152",
               "class_id": "030000", "driver": "nvidia", "description": ""}
     table = nvidia.gpu_summary(device)
     assert table["compute_capability_source"] == "table"
-    assert table["ctranslate2_cuda"] is False
+    assert ctranslate2.cuda_fields(table["compute_capability"]) == {
+        "ctranslate2_cuda": False, "recommended_compute_type": None}
     assert table["subsystem_id"] == "10de:1152"
     smi = nvidia.parse_smi_csv("00000000:03:00.0, Quadro M4000, 5.2, 8192\n")
     merged = nvidia.gpu_summary(device, smi=smi["0000:03:00.0"])
@@ -152,4 +125,19 @@ def test_gpu_summary_merges_nvidia_smi():
 def test_parse_smi_csv_rejects_garbage():
     with pytest.raises(NvidiaError, match="4 comma-separated"):
         nvidia.parse_smi_csv("garbage")
-    assert nvidia.normalize_address("00000000:03:00.0") == "0000:03:00.0"
+    with pytest.raises(NvidiaError, match="is not a PCI address"):
+        nvidia.parse_smi_csv("GPU-1, Quadro M4000, 5.2, 8192")
+    assert list(nvidia.parse_smi_csv("00000000:03:00.0, Quadro M4000, 5.2, 8192")) == ["0000:03:00.0"]
+
+
+@pytest.mark.parametrize("pci_id,usb_c", [
+    ("10de:1e04", True),   # TU102 RTX 2080 Ti: USB 10de:1ad6, UCSI 10de:1ad7 in its slot
+    ("10de:21c4", True),   # TU116 GTX 1660 SUPER (range): USB 1aec, UCSI 1aed
+    ("10de:2206", True),   # Ampere: Turing and newer
+    ("10de:1b06", False),  # Pascal GTX 1080 Ti: display + audio only
+    ("10de:0020", False),  # unknown id: not assumed
+    ("1002:1636", False),  # AMD: not NVIDIA
+])
+def test_usb_c_functions_are_turing_and_newer(pci_id, usb_c):
+    vendor, device = pci_id.split(":")
+    assert nvidia.has_usb_c_functions({"vendor_id": vendor, "device_id": device}) is usb_c

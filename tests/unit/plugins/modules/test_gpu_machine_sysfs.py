@@ -7,17 +7,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.homelab.gpu_passthrough.plugins.modules import gpu_isolation, nvidia_gpu_info
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sysfs_tree import build_tree, make_device  # noqa: E402  pylint: disable=wrong-import-position
+from sysfs_tree import REPO, build_tree, make_device
 
-FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "gpu-machine", "h100-sysfs-pci.txt")
+FIXTURE = os.path.join(REPO, "tests", "unit", "fixtures", "gpu-machine", "h100-sysfs-pci.txt")
 
 
 def _listing():

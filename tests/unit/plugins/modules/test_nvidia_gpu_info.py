@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import os
 import stat
-import sys
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.homelab.gpu_passthrough.plugins.modules import nvidia_gpu_info
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sysfs_tree import build_tree, make_device  # noqa: E402  pylint: disable=wrong-import-position
+from sysfs_tree import build_tree, make_device
 
 
 def _run(capsys, **args):

@@ -37,6 +37,26 @@ def test_iommu_state_intel_with_remapping(tmp_path):
     assert state["interrupt_remapping_supported"] is True  # 0xf050da has bit 3 set
     assert state["vendor"] == "intel" and state["units"] == ["dmar0", "dmar1"]
     assert state["cmdline_options"] == {"intel_iommu": "on", "iommu": "pt", "pcie_acs_override": True}
+    assert state["acs_override"] is True and state["cmdline_error"] is None
+
+
+def test_cmdline_is_split_the_way_the_kernel_does(tmp_path):
+    # the cmdline of shared/fixtures/iommu-corpus/07 (kernel 6.3.0-acso), plus a quoted value and init args
+    _tree(tmp_path, cmdline='BOOT_IMAGE=/vmlinuz-6.3.0-acso root=/dev/nvme0n1p2 quiet pcie_acs_override=downstream,multifunction '
+                            'video="efifb:off vesafb:off" vfio-pci.ids=10de:1d01 -- iommu=off')
+    state = pci_sysfs.iommu_state(str(tmp_path))
+    assert state["cmdline_options"] == {"pcie_acs_override": "downstream,multifunction",
+                                        "video": "efifb:off vesafb:off", "vfio-pci.ids": "10de:1d01"}
+    assert state["acs_override"] == "downstream,multifunction"
+    _tree(tmp_path / "dash", cmdline="quiet pcie-acs-override=id:10de:1d01")  # - and _ are alike
+    assert pci_sysfs.iommu_state(str(tmp_path / "dash"))["acs_override"] == "id:10de:1d01"
+
+
+def test_unbalanced_quote_never_hides_the_acs_override(tmp_path):
+    _tree(tmp_path, cmdline='quiet video="efifb:off pcie_acs_override=downstream')
+    state = pci_sysfs.iommu_state(str(tmp_path))
+    assert "unbalanced double quote" in state["cmdline_error"]
+    assert state["acs_override"] is True
     assert state["default_domain_type"] == "DMA-FQ" and state["domain_types"] == {"DMA-FQ": 1}
 
 

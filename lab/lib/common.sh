@@ -55,8 +55,10 @@ ensure_key() {
     fi
 }
 
+# ServerAlive*: QEMU's user-mode network never resets a connection whose guest rebooted; without
+# them an SSH session open across a reboot of the lab VM waits forever.
 lab_ssh_opts=(-o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
-              -o LogLevel=ERROR -o ConnectTimeout=5)
+              -o LogLevel=ERROR -o ConnectTimeout=5 -o ServerAliveInterval=5 -o ServerAliveCountMax=6)
 
 fmt_secs() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 # A resolved inventory of what runs now (for ad-hoc use: ansible -i lab/.state/inventory.yml ...).
@@ -71,7 +73,7 @@ write_inventory() {
         echo "    ansible_user: root"
         echo "    ansible_python_interpreter: /usr/bin/python3"
         echo "    ansible_ssh_private_key_file: $LAB_KEY"
-        echo "    ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+        echo "    ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ServerAliveInterval=5 -o ServerAliveCountMax=6"
         echo "  children:"
         if vm_pid >/dev/null; then
             echo "    proxmox_hosts:"

@@ -6,17 +6,21 @@
 VM_DIR="$LAB_STATE_DIR/vm"
 
 # The PCI device set that gives the IOMMU groups the lab tests against (shared/LAB.md):
-#   00:05.0 VGA 1234:1111 + 00:05.1 HDA 8086:293e  -> one group, isolated ("GPU + HDMI audio")
+#   00:05.0 VGA 1234:1111 (class 0300) + 00:05.1 secondary-vga 1234:1111 (class 0380) -> one group,
+#           isolated: a two-function "GPU" whose functions share its vendor, as a real card's do
+#           (an NVIDIA card's HDMI audio is 10de:xxxx too)
 #   00:06.0 pcie-pci-bridge with e1000 + pci-testdev + virtio-gpu 1af4:1050 behind it -> one group,
 #           NOT isolated: a second "GPU" (class 03) stuck in a shared group, for the negative test
 #   00:07.0 root port with edu 1234:11e8 behind it -> lone device
 #   00:08.0 e1000e + 00:08.1 pci-testdev -> separate groups
+#   00:09.0 virtio-gpu 1af4:1050 + 00:09.1 HDA 8086:293e -> one group: a "GPU" whose slot holds a
+#           function of another vendor (like an AMD APU's PSP/USB/audio next to its iGPU): NOT isolated
 vm_device_args() {
     cat <<'EOF_DEV'
 -device intel-iommu,intremap=on,caching-mode=on
 -vga none
 -device VGA,bus=pcie.0,addr=05.0,multifunction=on
--device ich9-intel-hda,bus=pcie.0,addr=05.1
+-device secondary-vga,bus=pcie.0,addr=05.1
 -device pcie-pci-bridge,id=br1,bus=pcie.0,addr=06.0
 -device e1000,bus=br1,addr=01.0,netdev=dummy0
 -netdev user,id=dummy0,restrict=on
@@ -27,6 +31,8 @@ vm_device_args() {
 -device e1000e,bus=pcie.0,addr=08.0,multifunction=on,netdev=dummy1
 -netdev user,id=dummy1,restrict=on
 -device pci-testdev,bus=pcie.0,addr=08.1
+-device virtio-gpu-pci,bus=pcie.0,addr=09.0,multifunction=on
+-device ich9-intel-hda,bus=pcie.0,addr=09.1
 EOF_DEV
 }
 
@@ -59,7 +65,7 @@ vm_up() {
         # shellcheck disable=SC2046
         qemu-system-x86_64 -name lab-pve -nodefaults -display none \
             -machine q35,kernel-irqchip=split \
-            -accel "tcg,thread=multi,tb-size=$LAB_VM_TB_SIZE" -cpu max \
+            -accel "tcg,thread=multi,tb-size=$LAB_VM_TB_SIZE" -cpu "$LAB_VM_CPU_MODEL" \
             -smp "$LAB_VM_CPUS" -m "$LAB_VM_MEMORY" \
             "${dev[@]}" \
             -netdev "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:$LAB_SSH_PORT-:22" \

@@ -38,9 +38,19 @@ test-unit: setup ## unit tests of the plugins, the filters and the lab CLI helpe
 
 include $(sort $(wildcard mk/*.mk))
 
-# Cheap and fast first, the lab VM scenarios last.
-TEST_ORDER := test-modules test-pve test-service test-readme test-guest test-lab test-vfio test-demo
-test: setup lint test-unit $(foreach t,$(TEST_ORDER),$(filter $t,$(TEST_TARGETS))) $(filter-out $(TEST_ORDER),$(TEST_TARGETS)) ## install what is needed, then run every test and gate (what CI runs)
+# Cheap and fast first, the lab last. The lab VM's scenarios (test-vfio) run beside the nspawn guests'
+# (test-guest): the TCG VM waits on SSH round trips most of the time, the guests on pip and the model,
+# and their labs never share a state dir, port, name or subnet. make -O prints each one's output
+# when it ends. test-demo boots the VM a second time, alone, at the end.
+LAB_SIDE_BY_SIDE := test-vfio test-guest
+TEST_ORDER := test-modules test-pve test-service test-readme test-lab test-lab-side-by-side test-demo
+
+.PHONY: test-lab-side-by-side
+test-lab-side-by-side: setup ## test-vfio and test-guest at the same time (what make test runs)
+	@t=$$SECONDS; $(MAKE) --no-print-directory -j2 -Otarget $(LAB_SIDE_BY_SIDE); \
+	echo "test-lab-side-by-side: $(LAB_SIDE_BY_SIDE) in $$((SECONDS - t)) s"
+
+test: setup lint test-unit $(TEST_ORDER) $(filter-out $(TEST_ORDER) $(LAB_SIDE_BY_SIDE),$(TEST_TARGETS)) ## install what is needed, then run every test and gate (what CI runs)
 	@echo "make test: all green (lint test-unit $(TEST_TARGETS))"
 
 lint: setup $(LINT_TARGETS) ## every lint gate: yamllint, ansible-lint, ansible-doc, changelog, ansible-test sanity

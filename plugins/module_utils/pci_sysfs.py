@@ -28,7 +28,12 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.kernel_cmdline import CmdlineError, split_cmdline
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.kernel_cmdline import (
+    CmdlineError,
+    kernel_tokens,
+    normalize_key,
+    split_arg,
+)
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pci import (
     address_sort_key,
     hex_id,
@@ -40,7 +45,7 @@ from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pci import
 PCI_IDS_PATHS = ("usr/share/misc/pci.ids", "usr/share/hwdata/pci.ids")
 _CMDLINE_KEYS = ("intel_iommu", "amd_iommu", "iommu", "iommu.passthrough", "iommu.strict",
                  "pcie_acs_override", "vfio-pci.ids", "vfio_pci.ids", "video")
-_CMDLINE_KEYS_NORMALIZED = frozenset(k.replace("-", "_") for k in _CMDLINE_KEYS)
+_CMDLINE_KEYS_NORMALIZED = frozenset(normalize_key(k) for k in _CMDLINE_KEYS)
 
 
 def _path(root, *parts):
@@ -180,19 +185,17 @@ def parse_cmdline_options(cmdline):
     CmdlineError on an unbalanced quote.
     """
     options = {}
-    for word in split_cmdline(cmdline or ""):
-        if word == "--":
-            break
-        key, sep, value = word.partition("=")
-        if key.replace("-", "_") in _CMDLINE_KEYS_NORMALIZED:
-            options[key] = value.strip('"') if sep else True
+    for word in kernel_tokens(cmdline or ""):
+        key, value = split_arg(word)
+        if normalize_key(key) in _CMDLINE_KEYS_NORMALIZED:
+            options[key] = True if value is None else value
     return options
 
 
 def acs_override(options):
     """The value of ``pcie_acs_override`` (True when bare) among parsed options, None when absent."""
     for key, value in options.items():
-        if key.replace("-", "_") == "pcie_acs_override":
+        if normalize_key(key) == "pcie_acs_override":
             return value
     return None
 

@@ -10,9 +10,12 @@
 set -euo pipefail
 export NO_COLOR=1 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 PY_COLORS=0
 cd "$(dirname "$0")/../.."
-trap 'rc=$?; [ $rc -eq 0 ] || lab/bin/lab down >/dev/null 2>&1 || true; exit $rc' EXIT
 lab/bin/lab deps
+# A clean start: no VM of this lab, and no Molecule state that says a VM exists (the first scenario
+# ends with --destroy never, so its state would claim an instance at the next run).
 lab/bin/lab down >/dev/null 2>&1 || true
+for scenario in proxmox_vfio_systemd_boot proxmox_vfio; do molecule reset -s "$scenario" >/dev/null; done
+trap 'rc=$?; [ $rc -eq 0 ] || lab/bin/lab down >/dev/null 2>&1 || true; molecule reset -s proxmox_vfio_systemd_boot >/dev/null 2>&1 || true; exit $rc' EXIT
 t0=$SECONDS
 for step in "proxmox_vfio_systemd_boot --destroy never" "proxmox_vfio"; do
     read -r scenario args <<<"$step"

@@ -76,3 +76,15 @@ def test_client_from_params_takes_task_timeout_when_given(sim):  # noqa: F811
                   api_token_secret=sim.token_secret, ca_path=sim.ca_path, validate_certs=True, timeout=30)
     assert pve_client.client_from_params(params).task_timeout == 300
     assert pve_client.client_from_params(dict(params, task_timeout=7)).task_timeout == 7
+
+
+def test_token_id_and_upid_parsing():
+    assert pve_client.parse_token_id("automation@pve!ansible") == ("automation@pve", "ansible")
+    for bad in ("automation@pve", "automation!ansible", "a@pve!1x", ""):
+        with pytest.raises(ValueError, match="USER@REALM!TOKENNAME"):
+            pve_client.parse_token_id(bad)
+    upid = "UPID:pve:00001001:00007007:6B039D20:qmcreate:101:automation@pve!ansible:"
+    assert pve_client.parse_upid(upid) == {"node": "pve", "type": "qmcreate", "id": "101",
+                                           "user": "automation@pve!ansible"}
+    with pytest.raises(ValueError, match="not a Proxmox task id"):
+        pve_client.parse_upid("UPID:pve:bad")

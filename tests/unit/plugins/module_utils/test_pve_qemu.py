@@ -52,3 +52,28 @@ def test_simulated_pve_clone_update_start_stop(sim_client):  # noqa: F811
     assert vms.status(newid)["status"] == "running"
     vms.stop(newid)
     assert vms.status(newid)["status"] == "stopped"
+
+
+def test_config_changes_only_what_differs():
+    current = {"machine": "q35", "memory": "8192", "balloon": 0, "hostpci0": "mapping=gpu,pcie=1",
+               "net0": "virtio=BC:24:11:00:00:01,bridge=vmbr0", "sshkeys": "ssh-ed25519%20AAAA%20me%40x",
+               "efidisk0": "local-lvm:vm-100-disk-0,efitype=4m,pre-enrolled-keys=0,size=4M", "cores": 2}
+    want = {"machine": "q35", "memory": 8192, "balloon": 0, "hostpci0": "mapping=gpu,pcie=1",
+            "sshkeys": "ssh-ed25519 AAAA me@x\n", "cores": 4, "agent": None, "cpu": "host"}
+    initial = {"net0": "virtio,bridge=vmbr0", "efidisk0": "local-lvm:1,efitype=4m", "ide2": "local-lvm:cloudinit"}
+    to_set, to_delete = pve_qemu.config_changes(current, want, initial)
+    assert to_set == {"cores": "4", "cpu": "host", "ide2": "local-lvm:cloudinit"}
+    assert to_delete == []
+    to_set, to_delete = pve_qemu.config_changes(dict(current, agent="1"), {"agent": None, "balloon": True})
+    assert to_set == {"balloon": "1"} and to_delete == ["agent"]
+
+
+def test_hostpci_compare_is_exact():
+    assert not pve_qemu.config_matches("hostpci0", "mapping=gpu,pcie=1", "mapping=gpu,pcie=1,x-vga=1")
+    assert pve_qemu.config_matches("hostpci0", "mapping=gpu,pcie=1", "pcie=1,mapping=gpu")
+    assert not pve_qemu.config_matches("hostpci0", "mapping=gpu,pcie=1", "host=0000:03:00,pcie=1")
+
+
+def test_sshkeys_are_url_encoded_like_pve_requires():
+    assert pve_qemu.config_value("sshkeys", "ssh-ed25519 AAAA a@b\nssh-rsa BBBB c@d\n") == \
+        "ssh-ed25519%20AAAA%20a%40b%0Assh-rsa%20BBBB%20c%40d"

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Pure helpers of pve_pci (map entries, hardware -> devices -> verdict), pve_qemu config diffs, pve_client ids."""
+"""Pure helpers of pve_pci: map entries, hardware -> devices -> verdict."""
 from __future__ import annotations
 
 import json
@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from ansible_collections.homelab.gpu_passthrough.plugins.module_utils import pve_client, pve_pci, pve_qemu
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils import pve_pci
 
-FIXTURE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pve_simulator", "fixtures",
+FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "pve_simulator", "fixtures",
                        "cluster.json")
 
 
@@ -100,40 +100,3 @@ def test_mapping_state_ignores_order_and_digest():
     b = {"map": ["node=a,path=0000:01:00,id=10DE:0001", "node=b,path=0000:01:00,id=10de:0001"], "digest": "y"}
     assert pve_pci.mapping_state(a) == pve_pci.mapping_state(b)
     assert pve_pci.mapping_state(None) is None
-
-
-def test_config_changes_only_what_differs():
-    current = {"machine": "q35", "memory": "8192", "balloon": 0, "hostpci0": "mapping=gpu,pcie=1",
-               "net0": "virtio=BC:24:11:00:00:01,bridge=vmbr0", "sshkeys": "ssh-ed25519%20AAAA%20me%40x",
-               "efidisk0": "local-lvm:vm-100-disk-0,efitype=4m,pre-enrolled-keys=0,size=4M", "cores": 2}
-    want = {"machine": "q35", "memory": 8192, "balloon": 0, "hostpci0": "mapping=gpu,pcie=1",
-            "sshkeys": "ssh-ed25519 AAAA me@x\n", "cores": 4, "agent": None, "cpu": "host"}
-    initial = {"net0": "virtio,bridge=vmbr0", "efidisk0": "local-lvm:1,efitype=4m", "ide2": "local-lvm:cloudinit"}
-    to_set, to_delete = pve_qemu.config_changes(current, want, initial)
-    assert to_set == {"cores": "4", "cpu": "host", "ide2": "local-lvm:cloudinit"}
-    assert to_delete == []
-    to_set, to_delete = pve_qemu.config_changes(dict(current, agent="1"), {"agent": None, "balloon": True})
-    assert to_set == {"balloon": "1"} and to_delete == ["agent"]
-
-
-def test_hostpci_compare_is_exact():
-    assert not pve_qemu.config_matches("hostpci0", "mapping=gpu,pcie=1", "mapping=gpu,pcie=1,x-vga=1")
-    assert pve_qemu.config_matches("hostpci0", "mapping=gpu,pcie=1", "pcie=1,mapping=gpu")
-    assert not pve_qemu.config_matches("hostpci0", "mapping=gpu,pcie=1", "host=0000:03:00,pcie=1")
-
-
-def test_sshkeys_are_url_encoded_like_pve_requires():
-    assert pve_qemu.config_value("sshkeys", "ssh-ed25519 AAAA a@b\nssh-rsa BBBB c@d\n") == \
-        "ssh-ed25519%20AAAA%20a%40b%0Assh-rsa%20BBBB%20c%40d"
-
-
-def test_token_id_and_upid_parsing():
-    assert pve_client.parse_token_id("automation@pve!ansible") == ("automation@pve", "ansible")
-    for bad in ("automation@pve", "automation!ansible", "a@pve!1x", ""):
-        with pytest.raises(ValueError, match="USER@REALM!TOKENNAME"):
-            pve_client.parse_token_id(bad)
-    upid = "UPID:pve:00001001:00007007:6B039D20:qmcreate:101:automation@pve!ansible:"
-    assert pve_client.parse_upid(upid) == {"node": "pve", "type": "qmcreate", "id": "101",
-                                           "user": "automation@pve!ansible"}
-    with pytest.raises(ValueError, match="not a Proxmox task id"):
-        pve_client.parse_upid("UPID:pve:bad")

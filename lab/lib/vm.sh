@@ -65,7 +65,7 @@ vm_up() {
         # shellcheck disable=SC2046
         qemu-system-x86_64 -name lab-pve -nodefaults -display none \
             -machine q35,kernel-irqchip=split \
-            -accel "tcg,thread=multi,tb-size=$LAB_VM_TB_SIZE" -cpu "$LAB_VM_CPU_MODEL" \
+            -accel "tcg,thread=multi,tb-size=$LAB_VM_TB_SIZE" -cpu max \
             -smp "$LAB_VM_CPUS" -m "$LAB_VM_MEMORY" \
             "${dev[@]}" \
             -netdev "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:$LAB_SSH_PORT-:22" \

@@ -15,7 +15,13 @@ lab/bin/lab deps
 # ends with --destroy never, so its state would claim an instance at the next run).
 lab/bin/lab down >/dev/null 2>&1 || true
 for scenario in proxmox_vfio_systemd_boot proxmox_vfio; do molecule reset -s "$scenario" >/dev/null; done
-trap 'rc=$?; [ $rc -eq 0 ] || lab/bin/lab down >/dev/null 2>&1 || true; molecule reset -s proxmox_vfio_systemd_boot >/dev/null 2>&1 || true; exit $rc' EXIT
+on_exit() {
+    local rc=$?
+    [ "$rc" -eq 0 ] || lab/bin/lab down >/dev/null 2>&1 || true
+    molecule reset -s proxmox_vfio_systemd_boot >/dev/null 2>&1 || true
+    exit "$rc"
+}
+trap on_exit EXIT
 t0=$SECONDS
 for step in "proxmox_vfio_systemd_boot --destroy never" "proxmox_vfio"; do
     read -r scenario args <<<"$step"

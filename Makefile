@@ -38,19 +38,21 @@ test-unit: setup ## unit tests of the plugins, the filters and the lab CLI helpe
 
 include $(sort $(wildcard mk/*.mk))
 
-# Cheap and fast first, the lab last. The lab VM's scenarios (test-vfio) run beside the nspawn guests'
-# (test-guest): the TCG VM waits on SSH round trips most of the time, the guests on pip and the model,
-# and their labs never share a state dir, port, name or subnet. make -O prints each one's output
-# when it ends. test-demo boots the VM a second time, alone, at the end.
-LAB_SIDE_BY_SIDE := test-vfio test-guest
-TEST_ORDER := test-modules test-pve test-service test-readme test-lab test-lab-side-by-side test-demo
+# The order of make test. The lab VM's scenarios (test-vfio) run beside everything that needs no VM
+# and no model timing (lint, the module playbooks, the simulated PVE API, the nspawn guests): the
+# TCG VM waits on SSH round trips most of the time, and no two of them share a lab state dir, port,
+# name or subnet. make -O prints each target's output when it ends. Then, one after the other, the
+# tests whose timing matters (unit tests with hypothesis deadlines, the service with the real model,
+# the README's benchmark) and test-demo, which boots the VM a second time, alone, at the end.
+LAB_SIDE_BY_SIDE := test-vfio lint test-modules test-pve test-guest
+TEST_ORDER := test-lab test-lab-side-by-side test-unit test-service test-readme test-demo
 
 .PHONY: test-lab-side-by-side
-test-lab-side-by-side: setup ## test-vfio and test-guest at the same time (what make test runs)
+test-lab-side-by-side: setup ## test-vfio beside lint, test-modules, test-pve and test-guest (what make test runs)
 	@t=$$SECONDS; $(MAKE) --no-print-directory -j2 -Otarget $(LAB_SIDE_BY_SIDE); \
 	echo "test-lab-side-by-side: $(LAB_SIDE_BY_SIDE) in $$((SECONDS - t)) s"
 
-test: setup lint test-unit $(TEST_ORDER) $(filter-out $(TEST_ORDER) $(LAB_SIDE_BY_SIDE),$(TEST_TARGETS)) ## install what is needed, then run every test and gate (what CI runs)
+test: setup $(TEST_ORDER) $(filter-out $(TEST_ORDER) $(LAB_SIDE_BY_SIDE),$(TEST_TARGETS)) ## install what is needed, then run every test and gate (what CI runs)
 	@echo "make test: all green (lint test-unit $(TEST_TARGETS))"
 
 lint: setup $(LINT_TARGETS) ## every lint gate: yamllint, ansible-lint, ansible-doc, changelog, ansible-test sanity

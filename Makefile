@@ -38,21 +38,34 @@ test-unit: setup ## unit tests of the plugins, the filters and the lab CLI helpe
 
 include $(sort $(wildcard mk/*.mk))
 
-# The order of make test. The lab VM's scenarios (test-vfio) run beside everything that needs no VM
-# and no model timing (lint, the module playbooks, the simulated PVE API, the nspawn guests): the
-# TCG VM waits on SSH round trips most of the time, and no two of them share a lab state dir, port,
-# name or subnet. make -O prints each target's output when it ends. Then, one after the other, the
-# tests whose timing matters (unit tests with hypothesis deadlines, the service with the real model,
-# the README's benchmark) and test-demo, which boots the VM a second time, alone, at the end.
-LAB_SIDE_BY_SIDE := test-vfio lint test-modules test-pve test-guest
-TEST_ORDER := test-lab test-lab-side-by-side test-unit test-service test-readme test-demo
+# The order of make test: two stages, each running its parts side by side (make -j2 -O prints each
+# part's output when it ends). No two parts share a lab state dir, SSH port, name or subnet.
+#  1. the lab VM's scenarios (test-vfio, one boot) beside everything that needs no VM: lint and
+#     sanity, unit tests, module playbooks, the simulated PVE API, the README's static commands, the
+#     nspawn guests. The TCG VM waits on SSH round trips most of the time.
+#  2. test-demo (make demo: the VM's second and last boot in CI) beside the service's tests with the
+#     real model.
+# Before them: every Debian package any part needs (apt must not run twice at once) and test-lab
+# (the images, built once and reused by both stages).
+STAGE_1 := test-vfio lint test-unit test-modules test-pve test-readme test-guest
+STAGE_2 := test-demo test-service
+TEST_ORDER := test-apt test-lab test-stage-1 test-stage-2
 
-.PHONY: test-lab-side-by-side
-test-lab-side-by-side: setup ## test-vfio beside lint, test-modules, test-pve and test-guest (what make test runs)
-	@t=$$SECONDS; $(MAKE) --no-print-directory -j2 -Otarget $(LAB_SIDE_BY_SIDE); \
-	echo "test-lab-side-by-side: $(LAB_SIDE_BY_SIDE) in $$((SECONDS - t)) s"
+.PHONY: test-apt test-stage-1 test-stage-2
+test-apt: ## the Debian packages of every test (lab, service tools, shellcheck), installed once up front
+	lab/bin/lab deps
+	@$(MAKE) --no-print-directory service-apt
+	@command -v shellcheck >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null; }
 
-test: setup $(TEST_ORDER) $(filter-out $(TEST_ORDER) $(LAB_SIDE_BY_SIDE),$(TEST_TARGETS)) ## install what is needed, then run every test and gate (what CI runs)
+test-stage-1: setup ## test-vfio beside lint, test-unit, test-modules, test-pve, test-readme, test-guest
+	@t=$$SECONDS; $(MAKE) --no-print-directory -j2 -Otarget $(STAGE_1); \
+	echo "test-stage-1: $(STAGE_1) in $$((SECONDS - t)) s"
+
+test-stage-2: setup ## test-demo beside test-service
+	@t=$$SECONDS; $(MAKE) --no-print-directory -j2 -Otarget $(STAGE_2); \
+	echo "test-stage-2: $(STAGE_2) in $$((SECONDS - t)) s"
+
+test: setup $(TEST_ORDER) $(filter-out $(TEST_ORDER) $(STAGE_1) $(STAGE_2),$(TEST_TARGETS)) ## install what is needed, then run every test and gate (what CI runs)
 	@echo "make test: all green (lint test-unit $(TEST_TARGETS))"
 
 lint: setup $(LINT_TARGETS) ## every lint gate: yamllint, ansible-lint, ansible-doc, changelog, ansible-test sanity

@@ -144,7 +144,7 @@ def isolation_verdict(gpu_address, devices, allow_boot_vga=False, acs_override=N
         raise GpuSelectionError(messages.no_device_at(gpu_addr, devices))
     usb_c = has_usb_c_functions(gpu)
     slot = slot_of(gpu_addr)
-    in_slot = _sorted(d for a, d in index.items() if a.rsplit(".", 1)[0] == slot)
+    in_slot = _sorted(d for a, d in index.items() if slot_of(a) == slot)
     functions = [d for d in in_slot if d is gpu or is_card_function(gpu, d, usb_c=usb_c)]
     function_addrs = set(normalize_address(d["address"]) for d in functions)
     slot_foreign = [d for d in in_slot if normalize_address(d["address"]) not in function_addrs]

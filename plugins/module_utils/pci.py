@@ -236,9 +236,7 @@ def subsystem_id(device):
 
 def class4(class_id):
     """Class + subclass (4 hex digits) of ``0x030000`` / ``030000`` / ``0300``; ``""`` when unknown."""
-    text = str(class_id or "").strip().lower()
-    if text.startswith("0x"):
-        text = text[2:]
+    text = _bare_hex(class_id)
     return text[:4] if len(text) >= 4 and _HEX_RE.match(text) else ""
 
 

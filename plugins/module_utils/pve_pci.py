@@ -25,6 +25,7 @@ from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.iommu impo
 )
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pci import (
     PciError,
+    by_address,
     normalize_address,
     normalize_vendor_device,
     slot_of,
@@ -132,17 +133,13 @@ def devices_from_hardware_pci(entries):
     return devices_from_pve_api(entries)
 
 
-def _device_index(devices):
-    return dict((d["address"], d) for d in devices)
-
-
 def entry_problems(entry, devices):
     """What PVE's assert_valid would object to, comparing an entry with the node's devices.
 
     Returns a list of sentences (empty when the entry matches the hardware).
     """
     data = normalize_entry(entry)
-    index = _device_index(devices)
+    index = by_address(devices)
     problems = []
     for idx, path in enumerate(data["path"].split(";")):
         address = normalize_address(path if "." in path else path + ".0")
@@ -184,7 +181,7 @@ def entry_from_node(node, devices, gpu_address=None, gpu_vendor_device=None, all
     """
     gpu = select_gpu(devices, address=gpu_address or None, vendor_device=gpu_vendor_device or None)
     verdict = isolation_verdict(gpu["address"], devices, allow_boot_vga=bool(allow_boot_vga))
-    first = _device_index(devices).get(verdict["mapping_path"] + ".0", gpu)
+    first = by_address(devices).get(verdict["mapping_path"] + ".0", gpu)
     entry = {"node": node, "path": verdict["mapping_path"], "id": vendor_device(first)}
     if first.get("iommu_group") is not None:
         entry["iommugroup"] = first["iommu_group"]

@@ -85,12 +85,17 @@ def _slot(address):
     return address.rsplit(".", 1)[0]
 
 
+def _usb_c(vendor, device_id):
+    """Whether the card of this display function carries USB-C functions: NVIDIA Turing and newer."""
+    arch = nvidia.classify(device_id)["architecture"] if vendor == "10de" else None
+    return bool(arch) and nvidia.ARCHITECTURES.index(arch) >= nvidia.ARCHITECTURES.index("turing")
+
+
 def _card_functions(gpu, devices):
     """Oracle of issue 13's rule: the GPU's slot, the GPU's vendor, display/audio (+ USB/UCSI on
     NVIDIA Turing and newer)."""
     allowed = ("03", "0403")
-    arch = nvidia.classify(gpu["device_id"])["architecture"] if gpu["vendor_id"] == "10de" else None
-    if arch and nvidia.ARCHITECTURES.index(arch) >= nvidia.ARCHITECTURES.index("turing"):
+    if _usb_c(gpu["vendor_id"], gpu["device_id"]):
         allowed += ("0c03", "0c80")
     return [d for d in devices if d is gpu or (
         _slot(d["address"]) == _slot(gpu["address"]) and d["vendor_id"] == gpu["vendor_id"]
@@ -214,8 +219,9 @@ def apu_like_hosts(draw):
     foreign_vendor = draw(st.sampled_from([v for v in VENDORS if v != vendor]))
     if draw(st.booleans()):  # another vendor, any class (even display or audio)
         foreign = (foreign_vendor, draw(st.sampled_from(["040300", "0c0330", "108000", "030000", "0c8000"])))
-    else:  # the GPU's vendor, a class no graphics card carries
-        foreign = (vendor, draw(st.sampled_from(["108000", "020000", "010601", "130000"])))
+    else:  # the GPU's vendor, a class no graphics card carries (USB/UCSI: none but Turing+ cards do)
+        classes = ["108000", "020000", "010601", "130000"] + ([] if _usb_c(vendor, device) else ["0c0330", "0c8000"])
+        foreign = (vendor, draw(st.sampled_from(classes)))
     func = draw(st.integers(1, 7))
     intruder = make_device("0000:05:00.%d" % func, foreign[0], draw(hex4), foreign[1], 2, ["0000:00:08.1"])
     own = [make_device("0000:05:00.%d" % f, vendor, draw(hex4), "040300", 2, ["0000:00:08.1"])

@@ -38,34 +38,31 @@ test-unit: setup ## unit tests of the plugins, the filters and the lab CLI helpe
 
 include $(sort $(wildcard mk/*.mk))
 
-# The order of make test: two stages, each running its parts side by side (make -j2 -O prints each
-# part's output when it ends). No two parts share a lab state dir, SSH port, name or subnet.
-#  1. the lab VM's scenarios (test-vfio, one boot) beside everything that needs no VM: lint and
-#     sanity, unit tests, module playbooks, the simulated PVE API, the README's static commands, the
-#     nspawn guests. The TCG VM waits on SSH round trips most of the time.
-#  2. test-demo (make demo: the VM's second and last boot in CI) beside the service's tests with the
-#     real model.
-# Before them: every Debian package any part needs (apt must not run twice at once) and test-lab
-# (the images, built once and reused by both stages).
-STAGE_1 := test-vfio lint test-unit test-modules test-pve test-readme test-guest
-STAGE_2 := test-demo test-service
-TEST_ORDER := test-apt test-lab test-stage-1 test-stage-2
+# The order of make test: first every Debian package any part needs (apt must not run twice at once)
+# and test-lab (the images, built once and reused); then ONE pool of parts run two at a time
+# (make -j2 -O prints each part's output when it ends). No two parts share a lab state dir, SSH port,
+# name or subnet. The lab VM boots twice in all, one boot after the other in one lane
+# (test-lab-vm: test-vfio, then test-demo), while the other lane takes the rest in order: lint and
+# sanity, unit tests, module playbooks, the simulated PVE API, the README's static commands, the
+# nspawn machines (guest roles, the systemd-boot path) and the service's tests with the real model.
+POOL := test-lab-vm lint test-unit test-modules test-pve test-readme test-guest test-vfio-sdboot test-service
+TEST_ORDER := test-apt test-lab test-pool
 
-.PHONY: test-apt test-stage-1 test-stage-2
+.PHONY: test-apt test-pool test-lab-vm
 test-apt: ## the Debian packages of every test (lab, service tools, shellcheck), installed once up front
 	lab/bin/lab deps
 	@$(MAKE) --no-print-directory service-apt
 	@command -v shellcheck >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null; }
 
-test-stage-1: setup ## test-vfio beside lint, test-unit, test-modules, test-pve, test-readme, test-guest
-	@t=$$SECONDS; $(MAKE) --no-print-directory -j2 -Otarget $(STAGE_1); \
-	echo "test-stage-1: $(STAGE_1) in $$((SECONDS - t)) s"
+test-lab-vm: setup ## the lab VM's two boots, one after the other: test-vfio, then test-demo
+	@t=$$SECONDS; $(MAKE) --no-print-directory test-vfio; $(MAKE) --no-print-directory test-demo; \
+	echo "test-lab-vm: test-vfio + test-demo in $$((SECONDS - t)) s"
 
-test-stage-2: setup ## test-demo beside test-service
-	@t=$$SECONDS; $(MAKE) --no-print-directory -j2 -Otarget $(STAGE_2); \
-	echo "test-stage-2: $(STAGE_2) in $$((SECONDS - t)) s"
+test-pool: setup ## every test part after test-lab, two at a time (the lab VM's lane beside the rest)
+	@t=$$SECONDS; $(MAKE) --no-print-directory -j2 -Otarget $(POOL); \
+	echo "test-pool: $(POOL) in $$((SECONDS - t)) s"
 
-test: setup $(TEST_ORDER) $(filter-out $(TEST_ORDER) $(STAGE_1) $(STAGE_2),$(TEST_TARGETS)) ## install what is needed, then run every test and gate (what CI runs)
+test: setup $(TEST_ORDER) $(filter-out $(TEST_ORDER) $(POOL) test-vfio test-demo,$(TEST_TARGETS)) ## install what is needed, then run every test and gate (what CI runs)
 	@echo "make test: all green (lint test-unit $(TEST_TARGETS))"
 
 lint: setup $(LINT_TARGETS) ## every lint gate: yamllint, ansible-lint, ansible-doc, changelog, ansible-test sanity

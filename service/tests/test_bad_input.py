@@ -99,18 +99,26 @@ def test_over_long_is_400(limited_server):
 
 
 def test_queue_full_is_503_with_retry_after(limited_server):
-    """One worker, no waiting room: of concurrent requests, the extra ones get 503 + Retry-After at once."""
+    """One worker, no waiting room: of concurrent requests, the extra ones get 503 + Retry-After at once.
+
+    On a loaded machine four threads may reach the server one after the other (each finding the worker
+    free), so the round is repeated, at most five times, until one of them meets the busy worker; every
+    answer of every round must be a 200 with the right words or a 503 of the right shape."""
     mp3 = encode(jfk_samples(), "mp3")
 
     def one(_index):
         with limited_server.client() as c:
             return c.post("/v1/audio/transcriptions", files={"file": ("jfk.mp3", mp3)})
 
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(one, range(4)))
+    results = []
+    for _round in range(5):
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            results.extend(pool.map(one, range(4)))
+        if any(r.status_code == 503 for r in results):
+            break
     ok = [r for r in results if r.status_code == 200]
     busy = [r for r in results if r.status_code == 503]
-    assert ok and busy and len(ok) + len(busy) == 4, [r.status_code for r in results]
+    assert ok and busy and len(ok) + len(busy) == len(results), [r.status_code for r in results]
     for r in busy:
         assert int(r.headers["retry-after"]) >= 1
         _assert_error(r, 503, "WHISPER_API_QUEUE_SIZE", code="server_busy")

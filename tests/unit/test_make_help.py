@@ -47,3 +47,29 @@ def test_the_two_readme_commands_are_listed():
     listed = _help()
     assert {"demo", "test"} <= set(listed)
     assert "CI" in listed["test"]
+
+
+def _make_vars() -> dict[str, list[str]]:
+    res = subprocess.run(["make", "-pq", "help"], cwd=REPO, capture_output=True, text=True, check=False, timeout=60)
+    found = {}
+    for name in ("TEST_TARGETS", "POOL", "TEST_ORDER"):
+        m = re.search(rf"^{name} :?= (.*)$", res.stdout, flags=re.M)
+        assert m, f"{name} is not defined in the Makefile"
+        found[name] = m.group(1).split()
+    return found
+
+
+def test_make_test_runs_every_test_target():
+    """Each part that an mk/*.mk adds to TEST_TARGETS has its place in `make test`: in the pool, in the
+    steps before it, or in the lab VM's lane (test-lab-vm runs test-vfio, then test-demo), so that no
+    part runs on its own after the pool, and the lab VM lane holds exactly the two VM boots."""
+    found = _make_vars()
+    lane = (REPO / "Makefile").read_text(encoding="utf-8")
+    lane_rule = re.search(r"^test-lab-vm:.*\n((?:\t.*\n)+)", lane, flags=re.M)
+    assert lane_rule, "the Makefile has no test-lab-vm rule"
+    in_lane = set(re.findall(r"\$\(MAKE\) --no-print-directory (test-[a-z-]+)", lane_rule.group(1)))
+    assert in_lane == {"test-vfio", "test-demo"}, in_lane
+    run = set(found["POOL"]) | set(found["TEST_ORDER"]) | in_lane
+    missing = sorted(set(found["TEST_TARGETS"]) - run)
+    assert not missing, f"TEST_TARGETS that make test never runs: {missing}"
+    assert "test-lab-vm" in found["POOL"]

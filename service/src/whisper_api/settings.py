@@ -39,7 +39,11 @@ class Settings(BaseSettings):
         default_factory=lambda: ["whisper-1"],
         description="Other model ids accepted for the served model (comma-separated).",
     )
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when CTranslate2 sees a GPU and it can run the model, else CPU; cuda: CUDA wanted, CPU fallback with the reason kept (see REQUIRE_GPU).")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="auto: CUDA when CTranslate2 sees a GPU and it can run the model, else CPU; cuda: CUDA wanted, "
+        "CPU fallback with the reason in /health (see REQUIRE_GPU).",
+    )
     device_index: int = Field(0, ge=0, description="CUDA device index.")
     require_gpu: bool = Field(
         False,

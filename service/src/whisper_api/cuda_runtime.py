@@ -66,17 +66,14 @@ def _ldconfig_paths() -> dict[str, str]:
         out = subprocess.run([exe, "-p"], capture_output=True, text=True, timeout=10, check=True).stdout  # noqa: S603
     except (OSError, subprocess.SubprocessError):
         return {}
-    found: dict[str, str] = {}
+    entries: dict[str, list[tuple[bool, str]]] = {}
     for line in out.splitlines():
         name, sep, path = line.strip().partition(" => ")
-        if not sep:
-            continue
         soname, _sp, flags = name.partition(" ")
-        if soname not in SONAMES or (soname in found and "64" not in flags):
-            continue
-        if soname not in found or "64" in flags:
-            found[soname] = path.strip()
-    return found
+        if sep and soname in SONAMES:
+            entries.setdefault(soname, []).append(("64" in flags, path.strip()))
+    # The cache lists in search order: the first 64-bit entry, else the first one.
+    return {soname: next((p for wide, p in found if wide), found[0][1]) for soname, found in entries.items()}
 
 
 def _system_path(soname: str, cache: dict[str, str]) -> str | None:

@@ -318,7 +318,11 @@ class Engine:
 
         s = self.settings
         started = time.monotonic()
-        probe = probe_cuda(s, self.nvml)
+        try:
+            probe = probe_cuda(s, self.nvml)
+        except Exception as exc:  # noqa: BLE001 - never leave the service "loading": decide on what is known
+            log.exception("probing CUDA failed")
+            probe = CudaProbe(error=f"probing CUDA failed: {type(exc).__name__}: {exc}")
         self.cuda_libraries = probe.libraries
         self.gpu_available = probe.devices > s.device_index
         decision = decide_device(s, probe)

@@ -332,9 +332,16 @@ def client_from_params(params):
         task_timeout=params.get("task_timeout") or 300)
 
 
-DIGEST_CONFLICT_RE = re.compile(r"detected modified configuration", re.I)
+# What PVE dies with when a write carries a digest that no longer matches (HTTP 500):
+# - a VM's config (qemu-server src/PVE/API2/Qemu.pm, update_vm_api): "checksum mismatch (file change by
+#   other user?)", spelled "checksum missmatch" by older releases;
+# - section configs such as the PCI mappings (pve-common PVE::Tools::assert_if_modified, behind
+#   "update hardware mapping failed: "): "detected modified configuration - file changed by other user?
+#   Try again."
+DIGEST_CONFLICT_RE = re.compile(
+    r"checksum mis{1,2}match \(file change by other user\?\)|detected modified configuration - file changed by other user\?")
 
 
 def is_digest_conflict(exc):
     """True when PVE refused a write because the config changed since it was read."""
-    return isinstance(exc, PveApiError) and bool(DIGEST_CONFLICT_RE.search(exc.message))
+    return isinstance(exc, PveApiError) and bool(DIGEST_CONFLICT_RE.search(exc.reason or exc.message))

@@ -10,7 +10,9 @@ by talking to a lenient fake. It answers errors like PVE does:
 * 401 ``authentication failure`` for a missing/unknown token or a wrong secret;
 * 403 ``Permission check failed (path, privilege)`` when the token lacks a privilege;
 * 500 with PVE's message for what PVE reports with a plain ``die``: unknown node (hostname lookup),
-  unknown VM/mapping, digest mismatch, ``hostpciN: host=...`` from anyone but root@pam;
+  unknown VM/mapping, digest mismatch (qemu-server's "checksum mismatch (file change by other user?)"
+  for a VM, pve-common's "detected modified configuration ..." for a mapping), ``hostpciN: host=...``
+  from anyone but root@pam;
 * 501 ``Method 'GET /x' not implemented`` for a path/method the schema does not define.
 
 Behaviour taken from PVE's sources (pve-manager PVE/API2/Cluster/Mapping/PCI.pm, pve-guest-common
@@ -467,6 +469,7 @@ class Handler(BaseHTTPRequestHandler):
         digest = params.pop("digest", None)
         delete = [d for d in re.split(r"[,; ]+", params.pop("delete", "")) if d]
         if digest is not None and digest != self.sim.mapping_digest():
+            # pve-manager Mapping/PCI.pm: PVE::Tools::assert_if_modified inside lock_pci_config
             raise _die("update hardware mapping failed: detected modified configuration - "
                        "file changed by other user? Try again.")
         entry = self.sim.mappings.get(mid)
@@ -531,8 +534,9 @@ class Handler(BaseHTTPRequestHandler):
         delete = [d for d in re.split(r"[,; ]+", params.pop("delete", "")) if d]
         for key in ("revert", "skiplock", "background_delay"):
             params.pop(key, None)
-        if digest is not None and digest != self.sim.vm_digest(vmid):
-            raise _die("detected modified configuration - file changed by other user? Try again.")
+        if digest and digest != self.sim.vm_digest(vmid):
+            # qemu-server update_vm_api's own text (PVE::Tools::assert_if_modified is not used there)
+            raise _die("checksum mismatch (file change by other user?)")
         if vm["config"].get("template") and any(DISK_RE.match(k) for k in params):
             raise _die("you can't change the disks of a template")
         self.sim.check_hostpci_perm(user, params)

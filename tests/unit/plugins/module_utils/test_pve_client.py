@@ -210,3 +210,29 @@ def test_pci_mapping_readme_grants_what_the_mapping_calls_need():
         granted.setdefault(path, set()).update(*(roles[r] for r in value.split(",")))
     assert "Mapping.Modify" in granted.get("/mapping/pci", set()) | granted.get("/", set()), granted
     assert "Sys.Audit" in granted.get("/", set()), granted
+
+
+# ---- digest conflicts --------------------------------------------------------------------------------
+@pytest.mark.parametrize("reason, conflict", [
+    ("checksum mismatch (file change by other user?)", True),          # qemu-server update_vm_api
+    ("checksum missmatch (file change by other user?)", True),         # the same, older releases
+    ("update hardware mapping failed: detected modified configuration - file changed by other user? Try again.",
+     True),                                                            # pve-common assert_if_modified
+    ("VM is locked (clone)", False),
+    ("Permission check failed (/vms/100, VM.Config.Memory)", False),
+])
+def test_is_digest_conflict_knows_pve_wordings(reason, conflict):
+    exc = pve_client.PveApiError("Proxmox VE API error on PUT /x (HTTP 500): %s" % reason, status=500, reason=reason)
+    assert pve_client.is_digest_conflict(exc) is conflict
+    assert pve_client.is_digest_conflict(ValueError(reason)) is False
+
+
+def test_simulated_pve_vm_digest_conflict_has_qemu_servers_wording(sim_client):  # noqa: F811
+    c = sim_client()
+    c.wait_task(c.post("nodes/pve/qemu", vmid=132, name="d1", memory="2048"))
+    digest = c.get("nodes/pve/qemu/132/config")["digest"]
+    c.put("nodes/pve/qemu/132/config", memory="3072", digest=digest)
+    with pytest.raises(pve_client.PveApiError) as info:
+        c.put("nodes/pve/qemu/132/config", memory="4096", digest=digest)
+    assert info.value.status == 500 and info.value.reason == "checksum mismatch (file change by other user?)"
+    assert pve_client.is_digest_conflict(info.value)

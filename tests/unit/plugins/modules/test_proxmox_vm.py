@@ -191,7 +191,7 @@ def test_second_digest_conflict_raises_and_names_the_vm(sim, sim_client):  # noq
     run(sim, sim_client, name="vm-f", vmid=155, config={"memory": 2048})
     m = manager(sim, sim_client, name="vm-f", config={"memory": 4096})
     m.vms = RacingVms(sim_client(), "pve", sim_client(), races=2, edit={"description": "theirs {}"})
-    with pytest.raises(pve_client.PveApiError, match="detected modified configuration"):
+    with pytest.raises(pve_client.PveApiError, match=r"checksum mismatch \(file change by other user\?\)"):
         m.present()
     assert m.vmid == 155 and sim_client().get("nodes/pve/qemu/155/config")["memory"] == "2048"
 

@@ -174,9 +174,7 @@ class PveClient(object):
                    "(USER@REALM!TOKENNAME) and api_token_secret, and that the token exists, is enabled and has "
                    "not expired (pveum user token list USER@REALM)." % (self.endpoint, self.token_id))
         elif status == 403:
-            msg = ("permission denied (HTTP 403) for %s: %s. Grant the token (and, with privilege separation, "
-                   "its user) that privilege, e.g. pveum acl modify / --tokens '%s' --roles PVEAdmin"
-                   % (where, reason, self.token_id))
+            msg = "permission denied (HTTP 403) for %s: %s. %s" % (where, reason, permission_advice(reason, self.token_id))
         elif status == 400 and isinstance(errors, dict) and errors:
             detail = "; ".join("%s: %s" % (k, str(v).strip()) for k, v in sorted(errors.items()))
             msg = "Proxmox VE refused %s: parameter verification failed: %s" % (where, detail)
@@ -241,6 +239,85 @@ class PveClient(object):
         return self.get(["nodes", node, "hardware", "pci"], **{"pci-class-blacklist": ""})
 
 
+# ---- privileges: the advice of a 403 -------------------------------------------------------------
+# PVE's privilege groups and how its built-in roles are made of them (pve-access-control
+# src/PVE/AccessControl.pm, $privgroups and create_roles): PVE<Group>Admin holds a group's admin, user
+# and audit privileges, PVE<Group>User its user and audit ones (where it has user ones), PVEAuditor
+# every audit one, PVEAdmin every admin, user and audit one except Mapping.Modify (removed since PVE
+# 8.0: only PVEMappingAdmin and Administrator have it); root privileges are Administrator's only.
+PVE_PRIVILEGE_GROUPS = {
+    "VM": dict(
+        root=(),
+        admin=("VM.Config.Disk", "VM.Config.CPU", "VM.Config.Memory", "VM.Config.Network", "VM.Config.HWType",
+               "VM.Config.Options", "VM.Allocate", "VM.Clone", "VM.GuestAgent.Unrestricted", "VM.Migrate",
+               "VM.Replicate", "VM.Snapshot", "VM.Snapshot.Rollback"),
+        user=("VM.Config.CDROM", "VM.Config.Cloudinit", "VM.Console", "VM.Backup", "VM.GuestAgent.FileRead",
+              "VM.GuestAgent.FileSystemMgmt", "VM.GuestAgent.FileWrite", "VM.PowerMgmt"),
+        audit=("VM.Audit", "VM.GuestAgent.Audit")),
+    "Sys": dict(root=("Sys.PowerMgmt", "Sys.Modify", "Sys.Incoming", "Sys.AccessNetwork"),
+                admin=("Sys.Console", "Sys.Syslog"), user=(), audit=("Sys.Audit",)),
+    "Datastore": dict(root=(), admin=("Datastore.Allocate", "Datastore.AllocateTemplate"),
+                      user=("Datastore.AllocateSpace",), audit=("Datastore.Audit",)),
+    "SDN": dict(root=(), admin=("SDN.Allocate", "SDN.Audit"), user=("SDN.Use",), audit=("SDN.Audit",)),
+    "User": dict(root=("Realm.Allocate",), admin=("User.Modify", "Group.Allocate", "Realm.AllocateUser"),
+                 user=(), audit=()),
+    "Pool": dict(root=(), admin=("Pool.Allocate",), user=("Pool.Audit",), audit=("Pool.Audit",)),
+    "Mapping": dict(root=(), admin=("Mapping.Modify",), user=("Mapping.Use",), audit=("Mapping.Audit",)),
+}
+_NOT_IN_PVEADMIN = frozenset(("Mapping.Modify",))
+_PERMISSION_RE = re.compile(r"Permission check failed \((?P<path>/[^,)]*), (?P<privs>[^)]+)\)")
+
+
+def builtin_role_for(privilege):
+    """The narrowest built-in PVE role that holds ``privilege`` (None for a name PVE does not know).
+
+    Audit privileges: PVEAuditor; VM.Clone: PVETemplateUser; a group's user privileges: PVE<Group>User;
+    its admin ones: PVE<Group>Admin; root privileges and Permissions.Modify: Administrator.
+    """
+    if privilege == "VM.Clone":
+        return "PVETemplateUser"
+    if privilege == "Permissions.Modify":
+        return "Administrator"
+    for kind, role in (("audit", "PVEAuditor"), ("user", "PVE%sUser"), ("admin", "PVE%sAdmin"),
+                       ("root", "Administrator")):
+        for group, privileges in PVE_PRIVILEGE_GROUPS.items():
+            if privilege in privileges[kind]:
+                return role % group if "%s" in role else role
+    return None
+
+
+def permission_advice(reason, token_id):
+    """How to grant what PVE's 403 ``reason`` ("Permission check failed (PATH, PRIV)") names: a sentence
+    with a pveum command that PVE accepts (built-in role names, the token's user and the token)."""
+    user = str(token_id).split("!", 1)[0]
+    grantees = "--users %s --tokens '%s'" % (user, token_id)
+    match = _PERMISSION_RE.search(reason or "")
+    if not match:
+        return ("Grant the token and its user the privilege this call needs (the module's notes list them): "
+                "pveum acl modify <path> --roles <role> %s" % grantees)
+    path, text = match.group("path"), match.group("privs").strip()
+    # PVE names alternatives joined by '|' (any one is enough); missing ones may come comma-separated
+    any_of = "|" in text
+    privileges = [p.strip() for p in re.split(r"[|,]", text) if p.strip()]
+    roles = []
+    for privilege in privileges[:1] if any_of else privileges:
+        role = builtin_role_for(privilege)
+        if role and role not in roles:
+            roles.append(role)
+    wanted = ("one of " if any_of and len(privileges) > 1 else "") + ", ".join(privileges)
+    head = ("Grant the token and its user (a token with privilege separation has only what both have) %s on %s"
+            % (wanted, path))
+    if not roles:
+        return "%s, with a role that holds it: pveum acl modify %s --roles <role> %s" % (head, path, grantees)
+    note = ""
+    if any(p in _NOT_IN_PVEADMIN for p in privileges):
+        note = " (PVEAdmin does not include %s since PVE 8.0)" % ", ".join(p for p in privileges if p in _NOT_IN_PVEADMIN)
+    elif "Administrator" in roles:
+        note = " (a root privilege: only Administrator has it)"
+    return "%s, e.g. with the built-in role%s %s%s: pveum acl modify %s --roles %s %s" % (
+        head, "s" if len(roles) > 1 else "", " and ".join(roles), note, path, ",".join(roles), grantees)
+
+
 def _short(exc):
     text = str(exc)
     return text if len(text) < 300 else text[:300] + "..."
@@ -255,9 +332,16 @@ def client_from_params(params):
         task_timeout=params.get("task_timeout") or 300)
 
 
-DIGEST_CONFLICT_RE = re.compile(r"detected modified configuration", re.I)
+# What PVE dies with when a write carries a digest that no longer matches (HTTP 500):
+# - a VM's config (qemu-server src/PVE/API2/Qemu.pm, update_vm_api): "checksum mismatch (file change by
+#   other user?)", spelled "checksum missmatch" by older releases;
+# - section configs such as the PCI mappings (pve-common PVE::Tools::assert_if_modified, behind
+#   "update hardware mapping failed: "): "detected modified configuration - file changed by other user?
+#   Try again."
+DIGEST_CONFLICT_RE = re.compile(
+    r"checksum mis{1,2}match \(file change by other user\?\)|detected modified configuration - file changed by other user\?")
 
 
 def is_digest_conflict(exc):
     """True when PVE refused a write because the config changed since it was read."""
-    return isinstance(exc, PveApiError) and bool(DIGEST_CONFLICT_RE.search(exc.message))
+    return isinstance(exc, PveApiError) and bool(DIGEST_CONFLICT_RE.search(exc.reason or exc.message))

@@ -109,7 +109,8 @@ attributes:
     description: A second run with the same options changes nothing.
 notes:
   - The PVE privileges needed are C(Mapping.Modify) on C(/mapping/pci) and C(Sys.Audit) on C(/) (to read
-    the hardware).
+    the hardware). Of the built-in roles only C(PVEMappingAdmin) and C(Administrator) hold C(Mapping.Modify);
+    C(PVEAdmin) does not since PVE 8.0.
 seealso:
   - module: homelab.gpu_passthrough.proxmox_node_pci_info
   - module: homelab.gpu_passthrough.gpu_isolation

@@ -19,6 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# An ed25519 public key generated once with ssh-keygen for the tests (its private half was thrown
+# away). PVE checks every sshkeys line with `ssh-keygen -l`, so the VMs of the tests need a real key.
+TEST_SSH_PUBLIC_KEY_FILE = os.path.join(HERE, "fixtures", "test_ed25519.pub")
 
 
 def make_certs(directory: str) -> tuple[str, str, str]:

@@ -9,8 +9,12 @@ by talking to a lenient fake. It answers errors like PVE does:
 * 400 ``Parameter verification failed.`` with ``{"data": null, "errors": {param: message}}``;
 * 401 ``authentication failure`` for a missing/unknown token or a wrong secret;
 * 403 ``Permission check failed (path, privilege)`` when the token lacks a privilege;
-* 500 with PVE's message for what PVE reports with a plain ``die``: unknown node (hostname lookup),
-  unknown VM/mapping, digest mismatch, ``hostpciN: host=...`` from anyone but root@pam;
+* 500 with PVE's message for what PVE reports with a plain ``die``: an ``sshkeys`` line that
+  ``ssh-keygen -l`` cannot read ("SSH public key validation error", checked with ssh-keygen as PVE
+  does), unknown node (hostname lookup),
+  unknown VM/mapping, digest mismatch (qemu-server's "checksum mismatch (file change by other user?)"
+  for a VM, pve-common's "detected modified configuration ..." for a mapping), ``hostpciN: host=...``
+  from anyone but root@pam;
 * 501 ``Method 'GET /x' not implemented`` for a path/method the schema does not define.
 
 Behaviour taken from PVE's sources (pve-manager PVE/API2/Cluster/Mapping/PCI.pm, pve-guest-common
@@ -30,9 +34,11 @@ import logging
 import os
 import random
 import re
+import shutil
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -216,6 +222,26 @@ class SimulatedCluster:
                 out[key] = ",".join([f"{model}={mac}"] + [f"{k}={v}" for k, v in sorted(kv.items())])
         return out
 
+    @staticmethod
+    def check_sshkeys(params: dict[str, Any]) -> None:
+        """qemu-server (create_vm, update_vm_api) with pve-common PVE::Tools::validate_ssh_public_keys:
+        each non-blank line of the URL-decoded value must be read by `ssh-keygen -l -f`."""
+        if "sshkeys" not in params:
+            return
+        if shutil.which("ssh-keygen") is None:
+            raise V.NotImplementedInSimulator("simulated PVE: sshkeys are checked with ssh-keygen like PVE does; "
+                                              "install it (openssh-client)")
+        for line in unquote(str(params["sshkeys"])).split("\n"):
+            if not line.strip():
+                continue
+            with tempfile.NamedTemporaryFile("w", suffix=".pub", encoding="utf-8") as fh:
+                fh.write(line)
+                fh.flush()
+                proc = subprocess.run(["ssh-keygen", "-l", "-f", fh.name], capture_output=True, timeout=30,  # noqa: S603,S607
+                                      check=False)
+            if proc.returncode != 0:
+                raise _die("SSH public key validation error")
+
     def check_hostpci_perm(self, user: str, params: dict[str, Any]) -> None:
         """qemu-server check_hostpci_perm: only root@pam may pass host= devices."""
         for key, value in params.items():
@@ -279,7 +305,8 @@ class Handler(BaseHTTPRequestHandler):
             if "json" in ctype:
                 for k, v in json.loads(body).items():
                     for item in v if isinstance(v, list) else [v]:
-                        pairs.append((k, str(item)))
+                        # a JSON true/false passes PVE's boolean check (JSON::is_bool); as 1/0 it does here
+                        pairs.append((k, str(int(item)) if isinstance(item, bool) else str(item)))
             else:
                 pairs.extend(parse_qsl(body, keep_blank_values=True))
         params: dict[str, Any] = {}
@@ -467,6 +494,7 @@ class Handler(BaseHTTPRequestHandler):
         digest = params.pop("digest", None)
         delete = [d for d in re.split(r"[,; ]+", params.pop("delete", "")) if d]
         if digest is not None and digest != self.sim.mapping_digest():
+            # pve-manager Mapping/PCI.pm: PVE::Tools::assert_if_modified inside lock_pci_config
             raise _die("update hardware mapping failed: detected modified configuration - "
                        "file changed by other user? Try again.")
         entry = self.sim.mappings.get(mid)
@@ -503,6 +531,7 @@ class Handler(BaseHTTPRequestHandler):
         for key in ("archive", "force", "unique", "live-restore", "bwlimit", "pool", "storage"):
             if key in params:
                 raise V.NotImplementedInSimulator(f"simulated PVE: create option '{key}' not implemented")
+        self.sim.check_sshkeys(params)
         self._require(user, f"/vms/{vmid}", "VM.Allocate")
         if vmid in self.sim.vms:
             raise _die(f"unable to create VM {vmid} - VM {vmid} already exists on node '{self.sim.vms[vmid]['node']}'")
@@ -526,13 +555,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def _update_config(self, params: dict[str, Any], user: str) -> tuple[str, int]:
         node, vmid = params.pop("node"), params.pop("vmid")
+        self.sim.check_sshkeys(params)  # update_vm_api checks them first
         vm = self._vm(node, vmid)
         digest = params.pop("digest", None)
         delete = [d for d in re.split(r"[,; ]+", params.pop("delete", "")) if d]
         for key in ("revert", "skiplock", "background_delay"):
             params.pop(key, None)
-        if digest is not None and digest != self.sim.vm_digest(vmid):
-            raise _die("detected modified configuration - file changed by other user? Try again.")
+        if digest and digest != self.sim.vm_digest(vmid):
+            # qemu-server update_vm_api's own text (PVE::Tools::assert_if_modified is not used there)
+            raise _die("checksum mismatch (file change by other user?)")
         if vm["config"].get("template") and any(DISK_RE.match(k) for k in params):
             raise _die("you can't change the disks of a template")
         self.sim.check_hostpci_perm(user, params)

@@ -3,7 +3,8 @@
 
 Implements the checks of PVE's JSONSchema (pve-common src/PVE/JSONSchema.pm) against the official
 schema nodes in schema/pve-apidoc-subset.json: required properties, additionalProperties, types
-(booleans as 1/0/true/false/yes/no/on/off, integers, numbers, arrays), minimum/maximum, enum,
+(booleans: a parameter is 1 or 0, as check_type wants; only inside a property string are
+true/false/yes/no/on/off read first, as parse_property_string does; integers, numbers, arrays), minimum/maximum, enum,
 pattern (anchored like PVE, Perl's ``(?^:`` removed), maxLength/minLength and ``format``, including
 property-string formats (inline dicts in the schema, and the named ones that the schema only names:
 pve-qm-hostpci, pve-vm-cpu-conf, pve-qm-ipconfig, pve-qm-boot). Error messages follow PVE's wording.
@@ -156,17 +157,31 @@ def _check_ip(fmt: str, value: str) -> str | None:
     return None
 
 
-def check_scalar(schema: dict[str, Any], value: Any) -> tuple[Any, str | None]:
-    """Check one scalar against its schema; return (normalised value, error or None)."""
+def parse_boolean(text: str) -> int | None:
+    """pve-common JSONSchema.pm parse_boolean: 1/on/yes/true -> 1, 0/off/no/false -> 0, else None."""
+    if re.match(r"^(?:1|on|yes|true)$", text, re.I):
+        return 1
+    if re.match(r"^(?:0|off|no|false)$", text, re.I):
+        return 0
+    return None
+
+
+def check_scalar(schema: dict[str, Any], value: Any, in_property_string: bool = False) -> tuple[Any, str | None]:
+    """Check one scalar against its schema; return (normalised value, error or None).
+
+    Booleans follow pve-common JSONSchema.pm: check_type takes only '1' and '0' (a request's 'true',
+    'yes' or Python's 'True' is refused); parse_property_string first turns a key's
+    true/false/yes/no/on/off into 1/0 (``in_property_string``).
+    """
     ptype = schema.get("type", "string")
     if isinstance(value, list):
         return value, "duplicate parameter (not an array)"
     sval = str(value)
     if ptype == "boolean":
-        if re.match(r"^(?:1|true|yes|on)$", sval, re.I):
-            return 1, None
-        if re.match(r"^(?:0|false|no|off)$", sval, re.I):
-            return 0, None
+        if in_property_string and parse_boolean(sval) is not None:
+            sval = str(parse_boolean(sval))
+        if sval in ("1", "0"):
+            return int(sval), None
         return value, f"type check ('boolean') failed - got '{sval}'"
     if ptype == "integer":
         if not re.match(r"^-?\d+$", sval):
@@ -248,7 +263,7 @@ def parse_property_string(fmt: dict[str, Any], value: str) -> dict[str, Any]:
             key, spec = spec["alias"], fmt[spec["alias"]]
         if key in res:
             raise SchemaError({key: f"duplicate key in comma-separated list property: {key}"})
-        norm, err = check_scalar(spec, val)
+        norm, err = check_scalar(spec, val, in_property_string=True)
         if err:
             errors[key] = err
         res[key] = norm

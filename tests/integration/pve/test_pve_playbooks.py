@@ -8,6 +8,7 @@ the token secret must not appear.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -20,20 +21,27 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
 # the fixture `sim`, imported for pytest:
 from pve_simulator.pytest_plugin import sim  # noqa: E402,F401  pylint: disable=unused-import
+from pve_simulator.runner import TEST_SSH_PUBLIC_KEY_FILE  # noqa: E402
+
+with open(TEST_SSH_PUBLIC_KEY_FILE, encoding="utf-8") as _fh:
+    SSH_PUBLIC_KEY = _fh.read().strip()
 
 RECAP_RE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
 def run_playbook(sim, name, *args, proxmox_env=True):  # noqa: F811
     """Run a playbook against ``sim``; with proxmox_env=False the PROXMOX_* variables are left out (the
-    playbook then gets the connection from SIMULATED_PVE_PORT/TOKEN_ID/TOKEN_SECRET/CA)."""
-    env = dict((k, v) for k, v in os.environ.items() if not k.startswith("PROXMOX_"))
-    if proxmox_env:
+    playbook then gets the connection from SIMULATED_PVE_PORT/TOKEN_ID/TOKEN_SECRET/CA). With sim=None
+    no API connection is given at all (for playbooks that must stop before any call)."""
+    env = dict((k, v) for k, v in os.environ.items() if not k.startswith(("PROXMOX_", "SIMULATED_PVE_")))
+    if sim is not None and proxmox_env:
         env.update(sim.env())
-    else:
+    elif sim is not None:
         env.update(SIMULATED_PVE_PORT=str(sim.port), SIMULATED_PVE_TOKEN_ID=sim.token_id,
                    SIMULATED_PVE_TOKEN_SECRET=sim.token_secret)
-    env.update(SIMULATED_PVE_CA=sim.ca_path, SIMULATED_PVE_WRONG_CA=sim.wrong_ca_path, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+    if sim is not None:
+        env.update(SIMULATED_PVE_CA=sim.ca_path, SIMULATED_PVE_WRONG_CA=sim.wrong_ca_path)
+    env.update(ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
                ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOCALHOST_WARNING="False",
                ANSIBLE_INVENTORY_UNPARSED_WARNING="False",
                PATH=os.path.join(REPO, ".venv", "bin") + os.pathsep + env.get("PATH", ""))
@@ -107,3 +115,23 @@ def test_simulated_pve_module_secret_not_in_verbose_output_on_failure(sim):  # n
     assert rc == 0, out[-6000:]
     assert sim.token_secret not in out
     assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in out
+
+
+def test_gpu_vm_role_stops_at_its_start_naming_the_required_variables():
+    """proxmox_gpu_vm_node and proxmox_gpu_vm_ssh_public_key have no default: left out, the role's
+    argument validation (its first task) names both; given but empty or not a key, the preflight names
+    the variable and what to put there. No API is contacted in either case."""
+    rc, out, recap = run_playbook(None, "role_gpu_vm_required.yml")
+    assert rc != 0 and recap["localhost"]["failed"] == 1, out[-6000:]
+    assert "Validating arguments against arg spec 'main'" in out, out[-6000:]
+    assert re.search(r"missing required arguments: proxmox_gpu_vm_node, proxmox_gpu_vm_ssh_public_key", out), out[-6000:]
+
+    rc, out, recap = run_playbook(None, "role_gpu_vm_required.yml", "-e", json.dumps(
+        {"proxmox_gpu_vm_node": "", "proxmox_gpu_vm_ssh_public_key": SSH_PUBLIC_KEY}))
+    assert rc != 0 and recap["localhost"]["failed"] == 1, out[-6000:]
+    assert "proxmox_gpu_vm_node is empty: set it to the Proxmox VE node" in out, out[-6000:]
+
+    rc, out, recap = run_playbook(None, "role_gpu_vm_required.yml", "-e", json.dumps(
+        {"proxmox_gpu_vm_node": "pve", "proxmox_gpu_vm_ssh_public_key": ""}))
+    assert rc != 0 and recap["localhost"]["failed"] == 1, out[-6000:]
+    assert "proxmox_gpu_vm_ssh_public_key must hold an OpenSSH public key line" in out, out[-6000:]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -16,6 +17,7 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), os.pa
 # the fixture `sim`, imported for pytest:
 from pve_simulator.pytest_plugin import sim  # noqa: E402,F401  pylint: disable=unused-import
 from pve_simulator import validate as V  # noqa: E402
+from pve_simulator.runner import TEST_SSH_PUBLIC_KEY_FILE  # noqa: E402
 
 GOOD_ENTRY = "node=pve,path=0000:03:00,id=10de:13f1,iommugroup=15,subsystem-id=10de:1153"
 
@@ -99,11 +101,52 @@ def test_simulated_pve_refuses_malformed_map_entry(sim, entry, key):  # noqa: F8
     assert list(err) == ["map"] and key in err["map"], err
 
 
-def test_simulated_pve_booleans_accept_pve_spellings():
+def test_simulated_pve_booleans_are_1_or_0_except_inside_property_strings():
+    """pve-common JSONSchema.pm: check_type takes a parameter's boolean only as 1 or 0;
+    parse_property_string reads true/yes/on and false/no/off first."""
+    assert V.check_scalar({"type": "boolean"}, "1") == (1, None)
+    assert V.check_scalar({"type": "boolean"}, "0") == (0, None)
+    for word in ("true", "YES", "on", "True", "false", "No", "off", "False", "2", ""):
+        assert V.check_scalar({"type": "boolean"}, word) == (word, "type check ('boolean') failed - got '%s'" % word)
     for word in ("1", "true", "YES", "on"):
-        assert V.check_scalar({"type": "boolean"}, word) == (1, None)
+        assert V.check_scalar({"type": "boolean"}, word, in_property_string=True) == (1, None)
     for word in ("0", "false", "No", "off"):
-        assert V.check_scalar({"type": "boolean"}, word) == (0, None)
+        assert V.check_scalar({"type": "boolean"}, word, in_property_string=True) == (0, None)
+
+
+@pytest.mark.parametrize("word", ["True", "true", "yes", "on", "False"])
+def test_simulated_pve_refuses_a_top_level_boolean_other_than_1_or_0(sim, word):  # noqa: F811
+    err = errors(call(sim, "POST", "/nodes/pve/qemu", {"vmid": "120", "onboot": word}))
+    assert err == {"onboot": "type check ('boolean') failed - got '%s'" % word}
+    assert call(sim, "GET", "/nodes/pve/qemu/120/config").status_code == 500  # not created
+
+
+def test_simulated_pve_booleans_that_pve_accepts(sim):  # noqa: F811
+    assert call(sim, "POST", "/nodes/pve/qemu", {"vmid": "120", "onboot": "1", "protection": "0"}).status_code == 200
+    # inside a property string, PVE's parse_boolean spellings
+    assert call(sim, "POST", "/nodes/pve/qemu", {"vmid": "121", "hostpci0": "mapping=gpu,pcie=yes"}).status_code == 200
+    # a JSON body's true/false (JSON::is_bool)
+    resp = requests.post("https://127.0.0.1:%s/api2/json/nodes/pve/qemu" % sim.port, json={"vmid": 122, "onboot": True},
+                         headers={"Authorization": "PVEAPIToken=%s=%s" % (sim.token_id, sim.token_secret)},
+                         verify=sim.ca_path, timeout=10)
+    assert resp.status_code == 200, resp.text
+
+
+def test_simulated_pve_checks_sshkeys_with_ssh_keygen_like_pve(sim):  # noqa: F811
+    """qemu-server runs each sshkeys line through `ssh-keygen -l` (create and update) and dies with
+    "SSH public key validation error"; the value itself is URL-encoded (format urlencoded)."""
+    with open(TEST_SSH_PUBLIC_KEY_FILE, encoding="utf-8") as fh:
+        key = fh.read().strip()
+    good = quote(key + "\n\n" + key + "\n", safe="")
+    dummy = quote("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDummyKeyForTheSimulatedApiOnly test@example", safe="")
+    assert call(sim, "POST", "/nodes/pve/qemu", {"vmid": "120", "sshkeys": good}).status_code == 200
+    for vmid, value in (("121", dummy), ("122", good + quote("not a key", safe=""))):
+        resp = call(sim, "POST", "/nodes/pve/qemu", {"vmid": vmid, "sshkeys": value})
+        assert resp.status_code == 500 and resp.reason == "SSH public key validation error", resp.text
+        assert call(sim, "GET", "/nodes/pve/qemu/%s/config" % vmid).status_code == 500  # not created
+    resp = call(sim, "PUT", "/nodes/pve/qemu/120/config", {"sshkeys": dummy})
+    assert resp.status_code == 500 and resp.reason == "SSH public key validation error"
+    assert call(sim, "GET", "/nodes/pve/qemu/120/config").json()["data"]["sshkeys"] == good
 
 
 def test_simulated_pve_refuses_unknown_path_and_method(sim):  # noqa: F811

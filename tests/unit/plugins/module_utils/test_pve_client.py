@@ -2,7 +2,9 @@
 """pve_client.PveClient against the simulated PVE API: TLS, token errors, parameter errors, nodes, tasks."""
 from __future__ import annotations
 
+import glob
 import os
+import re
 import sys
 
 import pytest
@@ -88,3 +90,149 @@ def test_token_id_and_upid_parsing():
                                            "user": "automation@pve!ansible"}
     with pytest.raises(ValueError, match="not a Proxmox task id"):
         pve_client.parse_upid("UPID:pve:bad")
+
+
+# ---- the advice of a 403 -------------------------------------------------------------------------
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, os.pardir, os.pardir))
+PVE_ROLES_REFERENCE = os.path.join(os.path.dirname(REPO), "shared", "reference", "pve",
+                                   "09-builtin-roles-and-privileges.AccessControl.pm.txt")
+
+
+@pytest.mark.parametrize("privilege, role", [
+    ("Mapping.Modify", "PVEMappingAdmin"), ("Mapping.Use", "PVEMappingUser"), ("Mapping.Audit", "PVEAuditor"),
+    ("VM.Config.HWType", "PVEVMAdmin"), ("VM.Config.Cloudinit", "PVEVMUser"), ("VM.PowerMgmt", "PVEVMUser"),
+    ("VM.Clone", "PVETemplateUser"), ("VM.Audit", "PVEAuditor"), ("Sys.Audit", "PVEAuditor"),
+    ("Datastore.AllocateSpace", "PVEDatastoreUser"), ("SDN.Use", "PVESDNUser"), ("Sys.Modify", "Administrator"),
+    ("Permissions.Modify", "Administrator"), ("VM.Config.*", None),
+])
+def test_builtin_role_for_a_privilege_is_the_narrowest_built_in_role(privilege, role):
+    assert pve_client.builtin_role_for(privilege) == role
+
+
+def test_permission_advice_for_mapping_modify_names_pvemappingadmin_not_pveadmin():
+    advice = pve_client.permission_advice("Permission check failed (/mapping/pci, Mapping.Modify)",
+                                          "automation@pve!ansible")
+    assert "Mapping.Modify on /mapping/pci" in advice
+    assert advice.endswith("pveum acl modify /mapping/pci --roles PVEMappingAdmin --users automation@pve "
+                           "--tokens 'automation@pve!ansible'")
+    assert "PVEAdmin does not include Mapping.Modify since PVE 8.0" in advice
+
+
+def test_permission_advice_for_mapping_use_and_alternatives_and_several():
+    advice = pve_client.permission_advice("Permission check failed (/mapping/pci/gpu, Mapping.Use)", "a@pve!t")
+    assert "--roles PVEMappingUser --users a@pve --tokens 'a@pve!t'" in advice and "PVEAdmin" not in advice
+    advice = pve_client.permission_advice("Permission check failed (/vms/100, VM.Config.Disk|VM.Config.CPU)", "a@pve!t")
+    assert "one of VM.Config.Disk, VM.Config.CPU on /vms/100" in advice and "--roles PVEVMAdmin " in advice
+    advice = pve_client.permission_advice("Permission check failed (/, Sys.Audit, Sys.Modify)", "a@pve!t")
+    assert "built-in roles PVEAuditor and Administrator" in advice and "--roles PVEAuditor,Administrator " in advice
+
+
+def test_permission_advice_without_a_path_or_a_known_privilege_gives_no_made_up_role():
+    advice = pve_client.permission_advice("Permission check failed", "a@pve!t")
+    assert "pveum acl modify <path> --roles <role> --users a@pve --tokens 'a@pve!t'" in advice
+    advice = pve_client.permission_advice("Permission check failed (/x, Nope.Nope)", "a@pve!t")
+    assert "Nope.Nope on /x" in advice and "--roles <role>" in advice
+
+
+@pytest.mark.skipif(not os.path.isfile(PVE_ROLES_REFERENCE), reason="shared/reference/pve (Proxmox's source) not here")
+def test_privilege_groups_equal_pve_access_control():
+    """PVE_PRIVILEGE_GROUPS is pve-access-control's $privgroups (shared/reference/pve/09), and that file
+    still removes Mapping.Modify from PVEAdmin and makes PVETemplateUser of VM.Clone and VM.Audit."""
+    with open(PVE_ROLES_REFERENCE, encoding="utf-8") as fh:
+        text = fh.read()
+    block = text[text.index("my $privgroups = {"):text.index("\n};", text.index("my $privgroups = {"))]
+    groups, group, kind = {}, None, None
+    for line in block.splitlines():
+        m = re.match(r"^    (\w+) => \{", line)
+        if m:
+            group = m.group(1)
+            groups[group] = {}
+            continue
+        m = re.match(r"^        (root|admin|user|audit) => \[", line)
+        if m:
+            kind = m.group(1)
+            groups[group][kind] = []
+        if kind:
+            groups[group][kind].extend(re.findall(r"'([A-Za-z.]+)'", line.split("#")[0]))
+        if line.strip().endswith("],"):
+            kind = None
+    assert groups == dict((g, dict((k, list(v)) for k, v in kinds.items()))
+                          for g, kinds in pve_client.PVE_PRIVILEGE_GROUPS.items())
+    assert 'delete $special_roles->{"PVEAdmin"}->{"Mapping.Modify"};' in text
+    assert "$special_roles->{\"PVETemplateUser\"} = { 'VM.Clone' => 1, 'VM.Audit' => 1 };" in text
+
+
+def _builtin_roles():
+    """Role -> privileges of PVE's built-in roles, made from PVE_PRIVILEGE_GROUPS the way
+    pve-access-control's create_roles makes them."""
+    roles = {"NoAccess": set(), "PVETemplateUser": {"VM.Clone", "VM.Audit"}, "PVEAuditor": set(), "PVEAdmin": set()}
+    every = {"Permissions.Modify"}
+    for group, kinds in pve_client.PVE_PRIVILEGE_GROUPS.items():
+        every.update(*kinds.values())
+        roles["PVE%sAdmin" % group] = set(kinds["admin"] + kinds["user"] + kinds["audit"])
+        roles["PVEAdmin"].update(kinds["admin"] + kinds["user"] + kinds["audit"])
+        if kinds["user"]:
+            roles["PVE%sUser" % group] = set(kinds["user"] + kinds["audit"])
+        roles["PVEAuditor"].update(kinds["audit"])
+    roles["PVEAdmin"].discard("Mapping.Modify")
+    roles["Administrator"] = every
+    return roles
+
+
+ROLE_READMES = sorted(glob.glob(os.path.join(REPO, "roles", "*", "README.md")))
+
+
+@pytest.mark.parametrize("readme", ROLE_READMES, ids=lambda p: os.path.basename(os.path.dirname(p)))
+def test_role_readmes_name_only_real_privileges_and_roles(readme):
+    """Every privilege a role's README names exists (no `VM.Config.*`), and every pveum command uses
+    role names and privileges that pveum accepts."""
+    roles = _builtin_roles()
+    with open(readme, encoding="utf-8") as fh:
+        text = fh.read()
+    groups = "|".join(list(pve_client.PVE_PRIVILEGE_GROUPS) + ["Group", "Realm", "Permissions"])
+    named = re.findall(r"`((?:%s)\.[A-Za-z.*]+)`" % groups, text)
+    assert [p for p in named if p not in roles["Administrator"]] == [], readme
+    for line in [ln.strip() for ln in text.splitlines() if ln.strip().startswith("pveum ")]:
+        for value in re.findall(r"--roles (\S+)", line):
+            assert set(value.split(",")) <= set(roles), line
+        for value in re.findall(r"--privs (\S+)", line):
+            assert set(value.strip("'\"").split(",")) <= roles["Administrator"], line
+
+
+def test_pci_mapping_readme_grants_what_the_mapping_calls_need():
+    """The ACLs of roles/proxmox_pci_mapping/README.md give Mapping.Modify on /mapping/pci and Sys.Audit
+    on / (granting PVEAdmin, which lacks Mapping.Modify, failed the first mapping write)."""
+    roles = _builtin_roles()
+    with open(os.path.join(REPO, "roles", "proxmox_pci_mapping", "README.md"), encoding="utf-8") as fh:
+        text = fh.read()
+    granted = {}
+    for path, value in re.findall(r"pveum acl modify (\S+)[^\n]*?--roles (\S+)", text):
+        granted.setdefault(path, set()).update(*(roles[r] for r in value.split(",")))
+    assert "Mapping.Modify" in granted.get("/mapping/pci", set()) | granted.get("/", set()), granted
+    assert "Sys.Audit" in granted.get("/", set()), granted
+
+
+# ---- digest conflicts --------------------------------------------------------------------------------
+@pytest.mark.parametrize("reason, conflict", [
+    ("checksum mismatch (file change by other user?)", True),          # qemu-server update_vm_api
+    ("checksum missmatch (file change by other user?)", True),         # the same, older releases
+    ("update hardware mapping failed: detected modified configuration - file changed by other user? Try again.",
+     True),                                                            # pve-common assert_if_modified
+    ("VM is locked (clone)", False),
+    ("Permission check failed (/vms/100, VM.Config.Memory)", False),
+])
+def test_is_digest_conflict_knows_pve_wordings(reason, conflict):
+    exc = pve_client.PveApiError("Proxmox VE API error on PUT /x (HTTP 500): %s" % reason, status=500, reason=reason)
+    assert pve_client.is_digest_conflict(exc) is conflict
+    assert pve_client.is_digest_conflict(ValueError(reason)) is False
+
+
+def test_simulated_pve_vm_digest_conflict_has_qemu_servers_wording(sim_client):  # noqa: F811
+    c = sim_client()
+    c.wait_task(c.post("nodes/pve/qemu", vmid=132, name="d1", memory="2048"))
+    digest = c.get("nodes/pve/qemu/132/config")["digest"]
+    c.put("nodes/pve/qemu/132/config", memory="3072", digest=digest)
+    with pytest.raises(pve_client.PveApiError) as info:
+        c.put("nodes/pve/qemu/132/config", memory="4096", digest=digest)
+    assert info.value.status == 500 and info.value.reason == "checksum mismatch (file change by other user?)"
+    assert pve_client.is_digest_conflict(info.value)

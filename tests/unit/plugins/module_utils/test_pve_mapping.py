@@ -16,10 +16,16 @@ from pve_simulator.pytest_plugin import sim, sim_client  # noqa: E402,F401  pyli
 ENTRY = "node=pve,path=0000:03:00,id=10de:13f1,iommugroup=15,subsystem-id=10de:1153"
 
 
-def test_simulated_pve_permission_denied_says_which_privilege(sim, sim_client):  # noqa: F811
+def test_simulated_pve_permission_denied_says_which_privilege_and_role(sim, sim_client):  # noqa: F811
+    """The advice names Mapping.Modify and PVEMappingAdmin: PVEAdmin lacks Mapping.Modify since PVE 8.0,
+    so granting it (the old advice) leaves the first mapping write refused."""
     ro = sim_client(token_id=sim.readonly_token_id, token_secret=sim.readonly_token_secret)
-    with pytest.raises(pve_client.PveApiError, match=r"permission denied \(HTTP 403\).*Mapping\.Modify"):
+    with pytest.raises(pve_client.PveApiError, match=r"permission denied \(HTTP 403\).*Mapping\.Modify") as info:
         pve_mapping.PciMappingStore(ro).create("gpu", [ENTRY])
+    assert ("pveum acl modify /mapping/pci --roles PVEMappingAdmin --users auditor@pve --tokens 'auditor@pve!readonly'"
+            in info.value.message), info.value.message
+    assert "PVEAdmin does not include Mapping.Modify" in info.value.message
+    assert "--roles PVEAdmin" not in info.value.message
 
 
 def test_simulated_pve_get_create_update_delete(sim_client):  # noqa: F811

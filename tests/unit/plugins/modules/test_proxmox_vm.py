@@ -86,6 +86,19 @@ def test_present_creates_then_is_idempotent(sim, sim_client, mapping):  # noqa: 
     assert again["msg"] == "VM vm-a (150) on pve is as wanted"
 
 
+def test_booleans_are_sent_as_1_and_0(sim, sim_client):  # noqa: F811
+    """PVE takes a boolean parameter only as 1 or 0 (the simulated API refuses 'True' like PVE does):
+    YAML booleans in config reach PVE as 1/0, on create and on update, and compare equal afterwards."""
+    r = run(sim, sim_client, name="vm-b", vmid=156, config={"onboot": True, "protection": False}).results
+    stored = sim_client().get("nodes/pve/qemu/156/config")
+    assert r["created"] and str(stored["onboot"]) == "1" and str(stored["protection"]) == "0"
+    r = run(sim, sim_client, name="vm-b", config={"onboot": False, "protection": False}).results
+    assert r["changed"] and str(sim_client().get("nodes/pve/qemu/156/config")["onboot"]) == "0"
+    assert not run(sim, sim_client, name="vm-b", config={"onboot": False, "protection": False}).results["changed"]
+    with pytest.raises(pve_client.PveApiError, match=r"onboot: type check \('boolean'\) failed - got 'True'"):
+        sim_client().post("nodes/pve/qemu", vmid=157, onboot=True)  # what a raw Python bool would send
+
+
 def test_present_next_free_vmid_when_none_given(sim, sim_client):  # noqa: F811
     r = run(sim, sim_client, name="vm-auto", config={"memory": 2048}).results
     assert r["created"] and r["vmid"] not in (None, 9000) and vmids(sim_client) == sorted([9000, r["vmid"]])
@@ -191,7 +204,7 @@ def test_second_digest_conflict_raises_and_names_the_vm(sim, sim_client):  # noq
     run(sim, sim_client, name="vm-f", vmid=155, config={"memory": 2048})
     m = manager(sim, sim_client, name="vm-f", config={"memory": 4096})
     m.vms = RacingVms(sim_client(), "pve", sim_client(), races=2, edit={"description": "theirs {}"})
-    with pytest.raises(pve_client.PveApiError, match="detected modified configuration"):
+    with pytest.raises(pve_client.PveApiError, match=r"checksum mismatch \(file change by other user\?\)"):
         m.present()
     assert m.vmid == 155 and sim_client().get("nodes/pve/qemu/155/config")["memory"] == "2048"
 

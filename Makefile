@@ -10,6 +10,9 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 COLL_LINK := .collections/ansible_collections/homelab/gpu_passthrough
+# Molecule keeps each scenario's state here (MOLECULE_EPHEMERAL_DIRECTORY), not in ~/.ansible/tmp,
+# where it is keyed by the checkout's folder name: two clones called "main" would share it.
+MOLECULE_STATE := $(CURDIR)/.cache/molecule
 STAMP := $(VENV)/.stamp
 
 # Each mk/*.mk appends to these.

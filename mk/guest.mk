@@ -16,7 +16,7 @@ test-guest-whisper: setup ## molecule test -s whisper_api (air-gapped tiny.en on
 	lab/bin/lab deps
 	mkdir -p $(GUEST_LOG_DIR)
 	@t=$$SECONDS; rc=0; \
-	molecule test -s whisper_api > $(GUEST_LOG_DIR)/whisper_api.log 2>&1 || rc=$$?; \
+	MOLECULE_EPHEMERAL_DIRECTORY=$(MOLECULE_STATE)/whisper_api molecule test -s whisper_api > $(GUEST_LOG_DIR)/whisper_api.log 2>&1 || rc=$$?; \
 	grep -E 'exposure of whisper-api|From the controller:|Transcript OK|changed=|WARNING: ' $(GUEST_LOG_DIR)/whisper_api.log | sed -e 's/^ *"msg": //' | cut -c1-220 | sort -u; \
 	echo "test-guest-whisper: molecule test -s whisper_api rc=$$rc in $$((SECONDS - t)) s (log: $(GUEST_LOG_DIR)/whisper_api.log)"; \
 	if [ $$rc -ne 0 ]; then tail -n 60 $(GUEST_LOG_DIR)/whisper_api.log; exit $$rc; fi
@@ -25,7 +25,7 @@ test-guest-driver: setup ## molecule test -s nvidia_driver (the no-GPU stop and 
 	lab/bin/lab deps
 	mkdir -p $(GUEST_LOG_DIR)
 	@t=$$SECONDS; rc=0; \
-	molecule test -s nvidia_driver > $(GUEST_LOG_DIR)/nvidia_driver.log 2>&1 || rc=$$?; \
+	MOLECULE_EPHEMERAL_DIRECTORY=$(MOLECULE_STATE)/nvidia_driver molecule test -s nvidia_driver > $(GUEST_LOG_DIR)/nvidia_driver.log 2>&1 || rc=$$?; \
 	grep -E 'No NVIDIA GPU found|changed=' $(GUEST_LOG_DIR)/nvidia_driver.log | sed -e 's/^ *"msg": //' | cut -c1-220 | sort -u; \
 	echo "test-guest-driver: molecule test -s nvidia_driver rc=$$rc in $$((SECONDS - t)) s (log: $(GUEST_LOG_DIR)/nvidia_driver.log)"; \
 	if [ $$rc -ne 0 ]; then tail -n 60 $(GUEST_LOG_DIR)/nvidia_driver.log; exit $$rc; fi

@@ -18,7 +18,7 @@ test-vfio-sdboot: setup ## proxmox_vfio's systemd-boot path (proxmox-boot-tool s
 	lab/bin/lab deps
 	mkdir -p $(VFIO_LOG_DIR)
 	@t=$$SECONDS; rc=0; \
-	molecule test -s proxmox_vfio_systemd_boot > $(VFIO_LOG_DIR)/systemd_boot.log 2>&1 || rc=$$?; \
+	MOLECULE_EPHEMERAL_DIRECTORY=$(MOLECULE_STATE)/proxmox_vfio_systemd_boot molecule test -s proxmox_vfio_systemd_boot > $(VFIO_LOG_DIR)/systemd_boot.log 2>&1 || rc=$$?; \
 	grep -E 'changed=|msg: All assertions passed|unchanged: ' $(VFIO_LOG_DIR)/systemd_boot.log | sort | uniq -c | cut -c1-220; \
 	echo "test-vfio-sdboot: molecule test -s proxmox_vfio_systemd_boot rc=$$rc in $$((SECONDS - t)) s (log: $(VFIO_LOG_DIR)/systemd_boot.log)"; \
 	if [ $$rc -ne 0 ]; then tail -n 80 $(VFIO_LOG_DIR)/systemd_boot.log; exit $$rc; fi

@@ -8,6 +8,9 @@ set -euo pipefail
 export NO_COLOR=1 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 PY_COLORS=0
 cd "$(dirname "$0")/../.."
 lab/bin/lab deps
+# Molecule's state in the checkout, not in ~/.ansible/tmp (where it is keyed by the checkout's folder
+# NAME, so two clones called "main" would share it).
+export MOLECULE_EPHEMERAL_DIRECTORY=${MOLECULE_EPHEMERAL_DIRECTORY:-$PWD/.cache/molecule/proxmox_vfio}
 # A clean start: no VM of this lab, and no Molecule state that says a VM exists.
 lab/bin/lab down >/dev/null 2>&1 || true
 molecule reset -s proxmox_vfio >/dev/null

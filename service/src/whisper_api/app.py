@@ -24,7 +24,7 @@ from starlette.routing import Match
 from . import __version__, formats, urlfetch
 from .engine import Engine, EngineStats, Job
 from .errors import ApiError, TooLarge
-from .metrics import Metrics
+from .metrics import DeviceCollector, Metrics
 from .result import Transcription
 from .settings import Settings
 
@@ -177,6 +177,12 @@ def create_app(settings: Settings) -> FastAPI:
     metrics.queue_depth.set_function(lambda: engine.queue_depth)
     metrics.busy_workers.set_function(lambda: engine.busy)
     metrics.model_ready.set_function(lambda: 1 if engine.state == "ready" else 0)
+
+    def device_state() -> tuple[str, str, str]:
+        device = engine.device if engine.state != "failed" else "none"
+        return device, engine.compute_type if device != "none" else "none", engine.device_wanted
+
+    metrics.registry.register(DeviceCollector(device_state, lambda: engine.nvml.sample(settings.device_index)))
     created = int(time.time())
 
     @asynccontextmanager
@@ -427,13 +433,16 @@ def create_app(settings: Settings) -> FastAPI:
             "workers": settings.workers,
             "busy_workers": engine.busy,
             "queue_depth": engine.queue_depth,
+            "device_wanted": engine.device_wanted,
+            "device_reason": engine.device_reason,
+            "cuda_libraries": engine.cuda_libraries,
         }
         if engine.error:
             body["error"] = engine.error
         return JSONResponse(body, status_code=200 if engine.state == "ready" else 503)
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
-    async def prometheus():
+    def prometheus():  # a plain def: FastAPI runs it in its threadpool, so NVML reads stay off the event loop
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     open_paths = set(OPEN_PATHS)

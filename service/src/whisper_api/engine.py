@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import os
 import queue
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 import ctranslate2
 import numpy as np
 
-from . import audio
+from . import audio, cuda_runtime, gpu
 from .errors import ApiError, Busy, TimeLimit
 from .result import Segment, Transcription, Word
 from .settings import Settings
@@ -67,35 +68,192 @@ def _gpu_name(index: int) -> str | None:
     return out.stdout.strip() or None
 
 
-def plan_devices(settings: Settings, cuda_devices: int) -> list[tuple[str, str]]:
-    """Ordered (device, compute_type) attempts for the settings and the number of CUDA devices seen."""
-    def cpu_type() -> str:
-        if settings.compute_type == "auto":
-            return "int8"
-        supported = ctranslate2.get_supported_compute_types("cpu")
-        return settings.compute_type if settings.compute_type in supported else "int8"
+# ------------------------------------------------------------------------------------------------
+# Device policy. The same rules as the collection's preflight (plugins/module_utils/ctranslate2.py and
+# roles/whisper_api/vars/main.yml); tests/test_device.py checks that both agree on a table of cases.
+# ------------------------------------------------------------------------------------------------
+CT2_MIN_CC = (5, 3)
+COMPUTE_TYPE_MIN_CC = {
+    "float16": (5, 3),
+    "int8": (6, 1),
+    "int8_float16": (7, 0),
+    "int8_float32": (6, 1),
+    "bfloat16": (8, 0),
+    "int8_bfloat16": (8, 0),
+    "float32": (3, 5),
+}
+CPU_COMPUTE_TYPES = frozenset({"int8", "int8_float32", "float32", "int16"})
+# GPU memory a model needs on CUDA, in MiB, by size: (name part, float16, int8); the first part found
+# in the model's name wins. The whisper_api role's table (_whisper_api_model_memory), kept equal by a test.
+MODEL_MEMORY_MIB = (
+    ("turbo", 2600, 1700),
+    ("distil-large", 2600, 1700),
+    ("large", 4800, 3100),
+    ("medium", 2800, 1800),
+    ("small", 1300, 900),
+    ("base", 800, 600),
+    ("tiny", 700, 500),
+)
 
-    def cuda_type() -> str:
-        if settings.compute_type != "auto":
-            return settings.compute_type
-        supported = ctranslate2.get_supported_compute_types("cuda", settings.device_index)
-        for ct in ("float16", "int8_float16", "int8_float32", "float32"):
-            if ct in supported:
-                return ct
-        return "float32"
 
+def parse_cc(value: str) -> tuple[int, int]:
+    major, _sep, minor = str(value).strip().partition(".")
+    return int(major), int(minor or 0)
+
+
+def model_need_mib(model: str) -> dict[str, int] | None:
+    """{"float16": MiB, "int8": MiB} for a model id or directory, by its size name; None when unknown."""
+    name = os.path.basename(model.rstrip("/")) if os.path.isdir(model) else model
+    name = name.lower()
+    for part, float16, int8 in MODEL_MEMORY_MIB:
+        if part in name:
+            return {"float16": float16, "int8": int8}
+    return None
+
+
+def cuda_compute_type(compute_capability: str, memory_mib: int | None,
+                      need: dict[str, int] | None) -> tuple[str | None, str]:
+    """The compute type to run on a card: float16, int8 on consumer Pascal (CC 6.1), then int8_float16 or
+    int8 when float16 does not fit its memory. (None, reason) when the card cannot run the model."""
+    cc = parse_cc(compute_capability)
+    if cc < CT2_MIN_CC:
+        return None, (f"the GPU has compute capability {compute_capability}; CTranslate2's CUDA build needs "
+                      f">= {CT2_MIN_CC[0]}.{CT2_MIN_CC[1]}")
+    preferred = "int8" if cc == (6, 1) else "float16"
+    if memory_mib is None or need is None:
+        return preferred, "card memory or model size unknown; assuming the model fits"
+    want = need["int8"] if preferred == "int8" else need["float16"]
+    if want <= memory_mib:
+        return preferred, f"{preferred} needs ~{want} MiB of {memory_mib} MiB"
+    if need["int8"] <= memory_mib:
+        for candidate in ("int8_float16", "int8"):
+            if cc >= COMPUTE_TYPE_MIN_CC[candidate]:
+                return candidate, f"{preferred} does not fit ({want} > {memory_mib} MiB); {candidate} needs ~{need['int8']} MiB"
+    return None, f"the model needs ~{need['int8']} MiB of GPU memory even quantized; the card has {memory_mib} MiB"
+
+
+@dataclass(frozen=True)
+class CudaProbe:
+    """What the process found out about CUDA before loading the model."""
+
+    devices: int = 0  # CUDA devices CTranslate2 sees (0 too when the driver or libcuda is missing)
+    libraries: dict[str, str | None] = field(default_factory=dict)  # cuda_runtime.SONAMES -> path or None
+    compute_capability: str | None = None  # from NVML; None: unknown
+    memory_mib: int | None = None  # the card's memory from NVML; None: unknown
+    model_need_mib: dict[str, int] | None = None  # {"float16": .., "int8": ..}; None: unknown
+    cuda_compute_types: frozenset[str] | None = None  # CTranslate2's supported types (used when CC is unknown)
+    cpu_compute_types: frozenset[str] | None = None
+    error: str | None = None  # why counting CUDA devices failed
+    gpu_name: str | None = None
+
+
+@dataclass(frozen=True)
+class DeviceDecision:
+    wanted: str  # "cuda" or "cpu"
+    attempts: tuple[tuple[str, str], ...]  # (device, compute_type) to try in order; empty: fail
+    reason: str | None  # why CUDA is wanted but cannot run; None when nothing stands in its way
+
+    @property
+    def failed(self) -> bool:
+        return not self.attempts
+
+
+def wanted_device(settings: Settings, cuda_devices: int) -> str:
+    """cuda for DEVICE=cuda, or DEVICE=auto when CTranslate2 sees a CUDA device at DEVICE_INDEX or
+    REQUIRE_GPU is true; else cpu. DEVICE=cpu is always cpu."""
     if settings.device == "cpu":
-        return [("cpu", cpu_type())]
-    if settings.device == "cuda":
-        if cuda_devices <= settings.device_index:
-            raise RuntimeError(
-                f"WHISPER_API_DEVICE=cuda but CTranslate2 sees {cuda_devices} CUDA device(s): install the NVIDIA "
-                f"driver/CUDA libraries, or set WHISPER_API_DEVICE=auto or cpu"
-            )
-        return [("cuda", cuda_type())]
-    if cuda_devices > settings.device_index:
-        return [("cuda", cuda_type()), ("cpu", cpu_type())]
-    return [("cpu", cpu_type())]
+        return "cpu"
+    if settings.device == "cuda" or settings.require_gpu or cuda_devices > settings.device_index:
+        return "cuda"
+    return "cpu"
+
+
+def _cuda_problem(settings: Settings, probe: CudaProbe) -> tuple[str | None, str | None]:
+    """(compute type, None) when CUDA can run the model, else (None, why not)."""
+    from . import cuda_runtime
+
+    libcuda = "libcuda.so.1"
+    if probe.libraries and not probe.libraries.get(libcuda):
+        return None, f"{libcuda} not found: {cuda_runtime.PROVIDERS[libcuda]}"
+    if probe.devices <= settings.device_index:
+        why = f" ({probe.error})" if probe.error else ""
+        return None, (f"CTranslate2 sees {probe.devices} CUDA device(s), so no device #{settings.device_index}{why}: "
+                      "check the NVIDIA driver (nvidia-smi) and the /dev/nvidia* devices")
+    missing = cuda_runtime.missing_reason(probe.libraries) if probe.libraries else None
+    if missing:
+        return None, missing
+    cc = probe.compute_capability
+    if settings.compute_type not in ("auto", "default"):
+        ctype = settings.compute_type
+        if cc is not None:
+            if parse_cc(cc) < CT2_MIN_CC:
+                return cuda_compute_type(cc, None, None)
+            min_cc = COMPUTE_TYPE_MIN_CC.get(ctype)
+            if min_cc and parse_cc(cc) < min_cc:
+                return None, (f"WHISPER_API_COMPUTE_TYPE={ctype} needs compute capability >= {min_cc[0]}.{min_cc[1]}; "
+                              f"the GPU has {cc}")
+        need = probe.model_need_mib
+        if need and probe.memory_mib is not None:
+            want = need["int8"] if ctype.startswith("int8") else need["float16"]
+            if want > probe.memory_mib:
+                return None, f"{ctype} needs ~{want} MiB of GPU memory; the card has {probe.memory_mib} MiB"
+        return ctype, None
+    if cc is None:
+        supported = probe.cuda_compute_types or frozenset()
+        for ctype in ("float16", "int8_float16", "int8_float32"):
+            if ctype in supported:
+                return ctype, None
+        return "float32", None
+    ctype, why = cuda_compute_type(cc, probe.memory_mib, probe.model_need_mib)
+    return (ctype, None) if ctype else (None, why)
+
+
+def decide_device(settings: Settings, probe: CudaProbe) -> DeviceDecision:
+    """The device policy as one pure function: the device wanted, the (device, compute type) attempts and,
+    when CUDA is wanted but cannot run, why. Without REQUIRE_GPU the CPU follows as the fallback; with it
+    a CUDA problem leaves no attempt (the service fails with the reason)."""
+    if settings.compute_type == "auto":
+        cpu_type = "int8"
+    else:
+        cpu_supported = probe.cpu_compute_types or CPU_COMPUTE_TYPES
+        cpu_type = settings.compute_type if settings.compute_type in cpu_supported else "int8"
+    cpu = ("cpu", cpu_type)
+    if wanted_device(settings, probe.devices) == "cpu":
+        return DeviceDecision("cpu", (cpu,), None)
+    ctype, why = _cuda_problem(settings, probe)
+    if ctype is None:
+        return DeviceDecision("cuda", () if settings.require_gpu else (cpu,), why)
+    return DeviceDecision("cuda", (("cuda", ctype),) if settings.require_gpu else (("cuda", ctype), cpu), None)
+
+
+def probe_cuda(settings: Settings, nvml: gpu.Nvml | None = None) -> CudaProbe:
+    """Find out what the decision needs: CUDA devices, the runtime libraries (preloaded when CUDA is
+    wanted, so CTranslate2 finds them by soname), and the card's compute capability and memory (NVML)."""
+    os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # CUDA numbers the GPUs like NVML
+    libraries = cuda_runtime.locate()
+    devices, error = 0, None
+    try:
+        devices = ctranslate2.get_cuda_device_count()
+    except Exception as exc:  # noqa: BLE001 - a broken CUDA install must not stop a CPU service
+        error = f"{type(exc).__name__}: {exc}"
+    cc = memory = name = cuda_types = None
+    if wanted_device(settings, devices) == "cuda":
+        libraries = cuda_runtime.preload()
+        if devices > settings.device_index:
+            info = (nvml or gpu.Nvml()).info(settings.device_index)
+            if info is not None:
+                cc, memory, name = info.compute_capability, info.memory_mib, info.name
+            try:
+                cuda_types = frozenset(ctranslate2.get_supported_compute_types("cuda", settings.device_index))
+            except Exception:  # noqa: BLE001 - unknown: the warm-up decides
+                cuda_types = None
+    try:
+        cpu_types = frozenset(ctranslate2.get_supported_compute_types("cpu"))
+    except Exception:  # noqa: BLE001
+        cpu_types = None
+    return CudaProbe(devices=devices, libraries=libraries, compute_capability=cc, memory_mib=memory,
+                     model_need_mib=model_need_mib(settings.model), cuda_compute_types=cuda_types,
+                     cpu_compute_types=cpu_types, error=error, gpu_name=name)
 
 
 class Engine:
@@ -107,7 +265,11 @@ class Engine:
         self.device = "unknown"
         self.device_label = "unknown"
         self.compute_type = "unknown"
-        self.gpu_available = False
+        self.gpu_available = False  # CTranslate2 sees a CUDA device at DEVICE_INDEX (usable or not)
+        self.device_wanted = "cuda" if settings.device == "cuda" or settings.require_gpu else "cpu"
+        self.device_reason: str | None = None  # why CUDA is wanted but not used
+        self.cuda_libraries: dict[str, str | None] = {}
+        self.nvml = gpu.Nvml()
         self.load_seconds: float | None = None
         self.busy = 0
         self._busy_lock = threading.Lock()
@@ -156,19 +318,19 @@ class Engine:
 
         s = self.settings
         started = time.monotonic()
-        cuda_devices = 0
         try:
-            cuda_devices = ctranslate2.get_cuda_device_count()
-        except Exception:  # noqa: BLE001 - a broken CUDA install must not stop a CPU service
-            cuda_devices = 0
-        self.gpu_available = cuda_devices > 0
+            probe = probe_cuda(s, self.nvml)
+        except Exception as exc:  # noqa: BLE001 - never leave the service "loading": decide on what is known
+            log.exception("probing CUDA failed")
+            probe = CudaProbe(error=f"probing CUDA failed: {type(exc).__name__}: {exc}")
+        self.cuda_libraries = probe.libraries
+        self.gpu_available = probe.devices > s.device_index
+        decision = decide_device(s, probe)
+        self.device_wanted, self.device_reason = decision.wanted, decision.reason
+        if decision.reason and not decision.failed:
+            log.warning("CUDA is wanted but cannot run: %s; falling back to the CPU", decision.reason)
         errors = []
-        try:
-            attempts = plan_devices(s, cuda_devices)
-        except RuntimeError as exc:
-            attempts = []
-            errors.append(str(exc))
-        for device, compute_type in attempts:
+        for device, compute_type in decision.attempts:
             try:
                 model = WhisperModel(
                     s.model,
@@ -187,6 +349,8 @@ class Engine:
             except Exception as exc:  # noqa: BLE001 - report every failed attempt, try the next device
                 errors.append(f"{device}/{compute_type}: {type(exc).__name__}: {exc}")
                 log.warning("loading %s on %s/%s failed: %s", s.model, device, compute_type, exc)
+                if device == "cuda":
+                    self.device_reason = f"loading the model on CUDA ({compute_type}) failed: {type(exc).__name__}: {exc}"
                 continue
             self._model = model
             if s.batched:
@@ -194,11 +358,16 @@ class Engine:
             self.device = device
             self.compute_type = compute_type
             if device == "cuda":
-                name = _gpu_name(s.device_index)
+                name = probe.gpu_name or _gpu_name(s.device_index)
                 self.device_label = f"cuda ({name})" if name else f"cuda:{s.device_index}"
             else:
                 self.device_label = "cpu"
             break
+        if self._model is None and s.require_gpu and self.device_reason:
+            self.error = f"WHISPER_API_REQUIRE_GPU=true but CUDA cannot be used: {self.device_reason}"
+            self.state = "failed"
+            log.error("%s", self.error)
+            return
         if self._model is None:
             self.error = (
                 f"could not load model {s.model!r}: " + "; ".join(errors)

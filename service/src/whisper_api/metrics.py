@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 
 class Metrics:
@@ -26,3 +30,36 @@ class Metrics:
             "whisper_api_model_load_seconds", "Time the model took to load and warm up", registry=self.registry
         )
         self.model_ready = Gauge("whisper_api_model_ready", "1 once the model serves requests", registry=self.registry)
+
+
+class DeviceCollector(Collector):
+    """``whisper_api_device_info`` (the device in use, its compute type and the device wanted) and, when
+    the device in use is CUDA, the GPU's utilisation, memory and temperature read from NVML at scrape
+    time. /metrics runs in a worker thread, so NVML never blocks the event loop."""
+
+    def __init__(self, state: Callable[[], tuple[str, str, str]], gpu_sample: Callable[[], object | None]) -> None:
+        self.state, self.gpu_sample = state, gpu_sample
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())  # unchecked collector: collect() is only called at scrape time
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        device, compute_type, wanted = self.state()
+        info = GaugeMetricFamily("whisper_api_device_info", "Device in use (cpu, cuda, unknown while loading, none after "
+                                 "a failed load), its compute type and the device wanted",
+                                 labels=["device", "compute_type", "wanted"])
+        info.add_metric([device, compute_type, wanted], 1)
+        yield info
+        if device != "cuda":
+            return
+        sample = self.gpu_sample()
+        if sample is None:
+            return
+        for name, doc, value in (
+            ("whisper_api_gpu_utilization_percent", "GPU utilisation over NVML's last sample period",
+             sample.utilization_percent),
+            ("whisper_api_gpu_memory_used_bytes", "GPU memory in use (all processes)", sample.memory_used_bytes),
+            ("whisper_api_gpu_memory_total_bytes", "GPU memory in all", sample.memory_total_bytes),
+            ("whisper_api_gpu_temperature_celsius", "GPU core temperature", sample.temperature_celsius),
+        ):
+            yield GaugeMetricFamily(name, doc, value=value)

@@ -39,8 +39,17 @@ class Settings(BaseSettings):
         default_factory=lambda: ["whisper-1"],
         description="Other model ids accepted for the served model (comma-separated).",
     )
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when a usable GPU loads the model, else CPU.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="auto: CUDA when CTranslate2 sees a GPU and it can run the model, else CPU; cuda: CUDA wanted, "
+        "CPU fallback with the reason in /health (see REQUIRE_GPU).",
+    )
     device_index: int = Field(0, ge=0, description="CUDA device index.")
+    require_gpu: bool = Field(
+        False,
+        description="Fail (/health 503 failed, --check exit 1) instead of falling back to the CPU when CUDA cannot run "
+        "(no device, a CUDA library missing, compute capability < 5.3, model too big, load error); ignored with DEVICE=cpu.",
+    )
     compute_type: str = Field("auto", description="auto: float16 on CUDA, int8 on CPU; or any CTranslate2 compute type.")
     cpu_threads: int = Field(0, ge=0, description="CTranslate2 threads per worker (0: CTranslate2's default).")
 

@@ -85,9 +85,12 @@ def test_require_gpu_turns_each_fallback_into_a_failure(case):
     assert d.failed and d.wanted == "cuda" and reason in d.reason
 
 
-def test_auto_without_a_device_wants_the_cpu_and_gives_no_reason():
+def test_auto_without_a_device_runs_on_the_cpu_and_says_why():
     d = decide_device(settings(device="auto"), probe(devices=0, libraries={s: None for s in cuda_runtime.SONAMES}))
-    assert (d.wanted, d.attempts, d.reason) == ("cpu", (("cpu", "int8"),), None)
+    assert (d.wanted, d.attempts) == ("cpu", (("cpu", "int8"),))
+    assert "CTranslate2 sees 0 CUDA device(s)" in d.reason and "libcuda.so.1" in d.reason, d.reason
+    d = decide_device(settings(device="auto"), probe(devices=0, libraries=ALL_FOUND))
+    assert "no CUDA device" in d.reason and "libcuda.so.1" not in d.reason, d.reason
     d = decide_device(settings(device="cpu", require_gpu=True), probe())
     assert (d.wanted, d.attempts, d.reason) == ("cpu", (("cpu", "int8"),), None)
 

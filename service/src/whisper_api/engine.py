@@ -208,6 +208,17 @@ def _cuda_problem(settings: Settings, probe: CudaProbe) -> tuple[str | None, str
     return (ctype, None) if ctype else (None, why)
 
 
+def _why_not_cuda(settings: Settings, probe: CudaProbe) -> str | None:
+    """Why WHISPER_API_DEVICE=auto settled on the CPU (None when the CPU was asked for)."""
+    if settings.device == "cpu":
+        return None
+    why = (f"no CUDA device at WHISPER_API_DEVICE_INDEX={settings.device_index}: CTranslate2 sees "
+           f"{probe.devices} CUDA device(s)" + (f" ({probe.error})" if probe.error else ""))
+    if probe.libraries.get("libcuda.so.1") is None:
+        why += "; libcuda.so.1 (the NVIDIA driver's) is not installed"
+    return why + "; WHISPER_API_DEVICE=auto runs on the CPU"
+
+
 def decide_device(settings: Settings, probe: CudaProbe) -> DeviceDecision:
     """The device policy as one pure function: the device wanted, the (device, compute type) attempts and,
     when CUDA is wanted but cannot run, why. Without REQUIRE_GPU the CPU follows as the fallback; with it
@@ -219,7 +230,7 @@ def decide_device(settings: Settings, probe: CudaProbe) -> DeviceDecision:
         cpu_type = settings.compute_type if settings.compute_type in cpu_supported else "int8"
     cpu = ("cpu", cpu_type)
     if wanted_device(settings, probe.devices) == "cpu":
-        return DeviceDecision("cpu", (cpu,), None)
+        return DeviceDecision("cpu", (cpu,), _why_not_cuda(settings, probe))
     ctype, why = _cuda_problem(settings, probe)
     if ctype is None:
         return DeviceDecision("cuda", () if settings.require_gpu else (cpu,), why)
@@ -267,7 +278,7 @@ class Engine:
         self.compute_type = "unknown"
         self.gpu_available = False  # CTranslate2 sees a CUDA device at DEVICE_INDEX (usable or not)
         self.device_wanted = "cuda" if settings.device == "cuda" or settings.require_gpu else "cpu"
-        self.device_reason: str | None = None  # why CUDA is wanted but not used
+        self.device_reason: str | None = None  # why CUDA is not used (None: it is, or DEVICE=cpu)
         self.cuda_libraries: dict[str, str | None] = {}
         self.nvml = gpu.Nvml()
         self.load_seconds: float | None = None
@@ -327,8 +338,10 @@ class Engine:
         self.gpu_available = probe.devices > s.device_index
         decision = decide_device(s, probe)
         self.device_wanted, self.device_reason = decision.wanted, decision.reason
-        if decision.reason and not decision.failed:
+        if decision.reason and not decision.failed and decision.wanted == "cuda":
             log.warning("CUDA is wanted but cannot run: %s; falling back to the CPU", decision.reason)
+        elif decision.reason:
+            log.info("CUDA is not used: %s", decision.reason)
         errors = []
         for device, compute_type in decision.attempts:
             try:

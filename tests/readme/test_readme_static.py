@@ -158,8 +158,9 @@ def test_homelab_site_command_loads(cmd, ssh_home):
     argv = cmd.split() + LIST_ONLY
     rc, out = run_pty(argv, [(r"Vault password", VAULT_EXAMPLE_PASSWORD)], extra_env={"HOME": str(ssh_home)})
     assert rc == 0, out
-    for host in ("server", "whisper-gpu"):
-        assert host in out, out
+    assert "server" in out, out
+    # gpu_guests is empty in the inventory: the vm stage adds the VM (add_host) when the run gets there
+    assert re.search(r"play #\d+ \(gpu_guests\): NVIDIA driver in the guest.*\n\s+pattern: \['gpu_guests'\]\n\s+hosts \(0\):", out), out
     for stage in STAGES:
         assert re.search(rf"TAGS: \[[^\]]*\b{stage}\b", out), f"no task tagged {stage}:\n{out}"
     # and the variables those plays hand to the roles are valid (vault decrypted by the same password)
@@ -199,8 +200,10 @@ def test_stage_tags_and_playbooks(ssh_home):
             others = [ln for ln in listed if ln not in ours]
             assert all("always" in ln.split("TAGS:")[1] for ln in others), others
     # "playbooks/host.yml, ...": every stage is a playbook of its own, imported by site.yml in order
+    # (between them site.yml's own plays that stop the run where a reboot may not be done)
     site = yaml.safe_load((REPO / "playbooks/site.yml").read_text(encoding="utf-8"))
-    assert [p["ansible.builtin.import_playbook"] for p in site] == [f"{s}.yml" for s in STAGES]
+    assert [p["ansible.builtin.import_playbook"] for p in site if "ansible.builtin.import_playbook" in p] \
+        == [f"{s}.yml" for s in STAGES]
 
 
 def test_ansible_doc_modules():

@@ -135,3 +135,101 @@ def test_gpu_vm_role_stops_at_its_start_naming_the_required_variables():
         {"proxmox_gpu_vm_node": "pve", "proxmox_gpu_vm_ssh_public_key": ""}))
     assert rc != 0 and recap["localhost"]["failed"] == 1, out[-6000:]
     assert "proxmox_gpu_vm_ssh_public_key must hold an OpenSSH public key line" in out, out[-6000:]
+
+
+# --- site.yml's order (issue 17 item 6) -------------------------------------------------------------
+# The whole site.yml against the simulated PVE API, with the two machines it logs into stood in for
+# by this machine (ansible_connection=local) and the roles that would change this machine skipped by
+# tag (proxmox_vfio, nvidia_driver); the reboot facts those roles export are given with -e. What is
+# tested is the order: which stage runs, where the run stops, and what it says.
+SITE = os.path.join(REPO, "playbooks", "site.yml")
+
+
+def site_inventory(tmp_path, sim, host_vars="ansible_connection: local"):  # noqa: F811
+    """An inventory like inventories/homelab: one node, an EMPTY gpu_guests group (the vm stage adds the
+    VM), group_vars for the mapping and the VM pointing at ``sim`` (None: an API nobody may call)."""
+    inv = tmp_path / "inventory"
+    (inv / "group_vars").mkdir(parents=True)
+    (inv / "hosts.yml").write_text(
+        "all:\n  children:\n    proxmox_hosts:\n      hosts:\n        pve:\n"
+        + "".join(f"          {line}\n" for line in host_vars.splitlines())
+        + f"          ansible_python_interpreter: {sys.executable}\n"
+        + "    gpu_guests:\n      hosts: {}\n", encoding="utf-8")
+    port = sim.port if sim is not None else 9
+    token_id = sim.token_id if sim is not None else "nobody@pve!none"
+    secret = sim.token_secret if sim is not None else "unused"
+    ca_path = sim.ca_path if sim is not None else "/nonexistent"
+    common = {"api_host": "127.0.0.1", "api_port": port, "api_token_id": token_id,
+              "api_token_secret": secret, "ca_path": ca_path}
+    proxmox_vars = {f"proxmox_pci_mapping_{k}": v for k, v in common.items()}
+    proxmox_vars.update({f"proxmox_gpu_vm_{k}": v for k, v in common.items()})
+    proxmox_vars.update(
+        proxmox_pci_mapping_name="gpu-m4000", proxmox_pci_mapping_node="pve",
+        proxmox_pci_mapping_gpu_vendor_device="10de:13f1",
+        proxmox_gpu_vm_node="pve", proxmox_gpu_vm_name="whisper-gpu",
+        proxmox_gpu_vm_clone_template="debian12-cloud", proxmox_gpu_vm_pci_mapping="gpu-m4000",
+        proxmox_gpu_vm_memory_mb=8192, proxmox_gpu_vm_ssh_public_key=SSH_PUBLIC_KEY,
+        proxmox_gpu_vm_ipconfig0="ip=127.0.0.1/8", proxmox_gpu_vm_wait_for_ssh=False)
+    (inv / "group_vars" / "proxmox_hosts.yml").write_text(json.dumps(proxmox_vars), encoding="utf-8")
+    # the guest the vm stage adds is this machine; the driver role is not installed here
+    (inv / "group_vars" / "gpu_guests.yml").write_text(json.dumps(
+        {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+         "gpu_passthrough_install_driver": False}), encoding="utf-8")
+    return str(inv)
+
+
+def test_site_stops_after_the_host_stage_when_the_host_may_not_reboot(sim, tmp_path):  # noqa: F811
+    inv = site_inventory(tmp_path, sim)
+    rc, out, recap = run_playbook(sim, SITE, "-i", inv, "--skip-tags", "proxmox_vfio",
+                                  "-e", "proxmox_vfio_reboot_required=true", proxmox_env=False)
+    assert rc != 0 and recap["pve"]["failed"] == 1, out[-6000:]
+    assert "pve must reboot before the GPU can be mapped" in out, out[-6000:]
+    # the exact command that continues: this inventory, this site.yml, the consent variable
+    assert f"ansible-playbook -i {inv} {os.path.dirname(SITE)}/site.yml -e proxmox_vfio_reboot_ok=true" in out, out[-6000:]
+    assert "PLAY [PCI resource mapping" not in out and "PLAY [GPU VM" not in out, out[-6000:]
+    assert api(sim, "cluster/mapping/pci").json()["data"] == [], "the mapping stage ran after the stop"
+
+
+def test_site_goes_on_to_the_guest_the_vm_stage_added_and_stops_before_whisper_without_driver(sim, tmp_path):  # noqa: F811
+    """No static guest: the vm stage adds it. With proxmox_gpu_vm_guest_reboot_ok=false the guest keeps
+    nvidia_driver_reboot_ok=false, so a guest that needs the reboot stops the run before the service
+    (which would otherwise come up on the CPU), naming the VM's id for `qm reboot`."""
+    inv = site_inventory(tmp_path, sim)
+    rc, out, recap = run_playbook(sim, SITE, "-i", inv, "--skip-tags", "proxmox_vfio,nvidia_driver",
+                                  "-e", "nvidia_driver_reboot_required=true",
+                                  "-e", "proxmox_gpu_vm_guest_reboot_ok=false", proxmox_env=False)
+    assert rc != 0, out[-6000:]
+    assert recap["pve"]["failed"] == 0 and recap["whisper-gpu"]["failed"] == 1, out[-6000:]
+    vms = {v["name"]: v["vmid"] for v in api(sim, "nodes/pve/qemu").json()["data"]}
+    assert "whisper-gpu" in vms, "the vm stage did not create the VM"
+    assert "whisper-gpu must reboot to load the NVIDIA driver" in out, out[-6000:]
+    assert f"qm reboot {vms['whisper-gpu']}" in out, out[-6000:]
+    assert f"{os.path.dirname(SITE)}/site.yml -e nvidia_driver_reboot_ok=true" in out, out[-6000:]
+    assert "PLAY [Whisper API in the guest" not in out, out[-6000:]
+
+    # By default the VM the collection manages may be rebooted by the driver role: no stop there.
+    rc, out, recap = run_playbook(sim, SITE, "-i", inv, "--tags", "host,mapping,vm,driver",
+                                  "--skip-tags", "proxmox_vfio,nvidia_driver",
+                                  "-e", "nvidia_driver_reboot_required=true", proxmox_env=False)
+    assert rc == 0, out[-6000:]
+    assert recap["pve"]["changed"] == 0, "second run changed the mapping or the VM:\n" + out[-6000:]
+    assert re.search(r"TASK \[The guest runs the NVIDIA driver, or the run stops here[^\n]*\n+skipping: \[whisper-gpu\]",
+                     out), out[-6000:]
+
+
+def test_a_stage_run_alone_logs_into_nothing_else(tmp_path):
+    """--tags driver: the host and mapping stages stay silent (their preflights no longer run with
+    every tag) and no API is called; the guest comes from the vm stage's read-only inventory step.
+    The node's SSH address is a closed local port, so any login attempt would make it unreachable."""
+    inv = site_inventory(tmp_path, None, host_vars="ansible_host: 127.0.0.1\nansible_port: 9")
+    rc, out, recap = run_playbook(None, SITE, "-i", inv, "--tags", "driver",
+                                  "-e", "proxmox_gpu_vm_guest_reboot_ok=false",
+                                  "-e", "nvidia_driver_reboot_required=true")
+    assert recap["pve"]["unreachable"] == 0 and recap["pve"]["failed"] == 0, out[-6000:]
+    # Only the roles' argument validation (always on, run on the controller) may show up for them.
+    other = [line for line in out.splitlines() if re.search(r"(proxmox_vfio|proxmox_pci_mapping) : ", line)
+             and "Validating arguments against arg spec" not in line]
+    assert other == [], out[-6000:]
+    assert "PLAY [Proxmox host" in out and "TASK [Gathering Facts]" in out  # the plays were there
+    assert "whisper-gpu must reboot to load the NVIDIA driver" in out, out[-6000:]
+    assert rc != 0

@@ -147,3 +147,8 @@ class QemuVms(object):
     def stop(self, vmid):
         upid = self.client.post(["nodes", self.node, "qemu", vmid, "status", "stop"])
         return self.client.wait_task(upid, what="stopping VM %s" % vmid)
+
+    def destroy(self, vmid):
+        """Remove a stopped VM with its disks (also unreferenced ones) and its jobs/HA entries."""
+        upid = self.client.delete(["nodes", self.node, "qemu", vmid], purge=1, **{"destroy-unreferenced-disks": 1})
+        return self.client.wait_task(upid, what="destroying VM %s" % vmid)

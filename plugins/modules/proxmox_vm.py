@@ -66,8 +66,11 @@ options:
   state:
     description:
       - V(present) ensures the VM and its configuration; V(started) also starts it; V(stopped) stops it.
+      - V(absent) stops the VM when it runs and destroys it with its disks (C(DELETE /nodes/{node}/qemu/{vmid})
+        with C(purge) and C(destroy-unreferenced-disks)); O(config), O(initial_config) and O(clone) are not
+        used. A template is never destroyed (the module refuses), nor a VM whose C(name) is not O(name).
     type: str
-    choices: [present, started, stopped]
+    choices: [present, started, stopped, absent]
     default: present
 extends_documentation_fragment:
   - homelab.gpu_passthrough.proxmox
@@ -75,7 +78,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Reads the VM and reports what would change; creates, clones, writes and starts nothing.
+    description: Reads the VM and reports what would change; creates, clones, writes, starts and destroys nothing.
   diff_mode:
     support: full
     description: Shows the configuration keys before and after.
@@ -129,7 +132,7 @@ config:
   returned: always
   type: dict
 status:
-  description: Power state after the run (V(running), V(stopped)).
+  description: Power state after the run (V(running), V(stopped)), or V(absent) with O(state=absent).
   returned: always
   type: str
 pending_restart:
@@ -209,6 +212,34 @@ class ProxmoxVmManager(object):
             self.running = self.vms.status(self.vmid).get("status") == "running"
         self._converge_config()
         self.status = "running" if self.running else "stopped"
+
+    def absent(self):
+        """The VM does not exist: stopped first when it runs, then destroyed with its disks. Refuses a
+        template and a VM found by vmid whose name is not :attr:`name` (never someone else's VM)."""
+        p = self.params
+        self.client.require_node(self.node)
+        found = self.vms.find(vmid=p["vmid"], name=None if p["vmid"] else self.name)
+        self.status = "absent"
+        if found is None:
+            self.vmid = p["vmid"]
+            return
+        self.vmid = int(found["vmid"])
+        self.current = self.vms.config(self.vmid)
+        self.before = dict(self.current)
+        if str(self.current.get("template", "0")) == "1":
+            raise ValueError("refusing to destroy VM %s (%s) on %s: it is a template; remove it by hand (qm destroy %s) "
+                             "if that is really meant" % (self.vmid, self.name, self.node, self.vmid))
+        if self.current.get("name") != self.name:
+            raise ValueError("refusing to destroy VM %s on %s: it is named %r, not %r; check vmid and name"
+                             % (self.vmid, self.node, self.current.get("name"), self.name))
+        if self.vms.status(self.vmid).get("status") == "running":
+            self.actions.append("stopped")
+            if not self.check_mode:
+                self.vms.stop(self.vmid)
+        self.actions.append("destroyed")
+        if not self.check_mode:
+            self.vms.destroy(self.vmid)
+        self.current = {}
 
     def started(self):
         """After :meth:`present`: the VM runs (waits for the start task)."""
@@ -318,7 +349,7 @@ def argument_spec():
         clone_storage=dict(type="str"),
         config=dict(type="dict", default={}),
         initial_config=dict(type="dict", default={}),
-        state=dict(type="str", choices=["present", "started", "stopped"], default="present"),
+        state=dict(type="str", choices=["present", "started", "stopped", "absent"], default="present"),
     )
     return spec
 
@@ -328,6 +359,9 @@ def main():
     manager = None
     try:
         manager = ProxmoxVmManager(module, client_from_params(module.params))
+        if module.params["state"] == "absent":
+            manager.absent()
+            module.exit_json(**manager.results)
         manager.present()
         if module.params["state"] == "started":
             manager.started()

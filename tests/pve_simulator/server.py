@@ -683,6 +683,18 @@ class Handler(BaseHTTPRequestHandler):
         vm["status"] = "stopped"
         return self.sim.new_task(params["node"], "qmstop", str(params["vmid"]), user)
 
+    def h_delete_nodes_node_qemu_vmid(self, params: dict[str, Any], user: str) -> Any:
+        """qemu-server's destroy_vm: dies on a running VM before any change (its "early tests"), else a
+        worker task removes the VM, its disks and its config (the schema check did VM.Allocate)."""
+        vmid = params["vmid"]
+        vm = self._vm(params["node"], vmid)
+        if str(vm["config"].get("protection", "0")) == "1":
+            raise _die(f"can't remove VM {vmid} - protection mode enabled")
+        if vm["status"] == "running":
+            raise _die(f"VM {vmid} is running - destroy failed")
+        del self.sim.vms[vmid]
+        return self.sim.new_task(params["node"], "qmdestroy", str(vmid), user)
+
 
 class Router:
     """Match a request path to a schema node (``{param}`` segments become path parameters)."""

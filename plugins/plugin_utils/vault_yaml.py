@@ -18,7 +18,10 @@ class VarsFileError(Exception):
 
 
 def parse(text: str) -> dict:
-    data = yaml.safe_load(text) if text.strip() else {}
+    try:
+        data = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as exc:
+        raise VarsFileError(f"the vars file is not valid YAML: {exc}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -47,9 +50,7 @@ def set_vars(text: str, values: dict[str, str]) -> tuple[str, list[str]]:
     if not changed:
         return text, []
     lines = text.splitlines()
-    if lines and lines[0].strip() == "---":
-        pass
-    elif not lines:
+    if not lines:
         lines = ["---"]
     for key in changed:
         new_line = f"{key}: {json.dumps(str(values[key]))}"
@@ -59,7 +60,10 @@ def set_vars(text: str, values: dict[str, str]) -> tuple[str, list[str]]:
         else:
             lines[span[0]:span[1]] = [new_line]
     new_text = "\n".join(lines) + "\n"
-    check = parse(new_text)
+    try:
+        check = parse(new_text)
+    except VarsFileError:
+        check = {}
     wrong = [k for k in values if check.get(k) != values[k]]
     if wrong:  # a layout the line edit does not understand (flow mapping, anchors, ...)
         raise VarsFileError(f"could not set {wrong} without changing other variables; edit the file with "

@@ -76,8 +76,6 @@ attributes:
     description: A second run finds nothing to change (as long as O(rotate_token) is not set).
 notes:
   - The token secret is returned once, in RV(token_secret); run the task with C(no_log=true).
-seealso:
-  - role: homelab.gpu_passthrough.proxmox_api_access
 """
 
 EXAMPLES = r"""

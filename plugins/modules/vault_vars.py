@@ -46,8 +46,6 @@ attributes:
   idempotent:
     support: full
     description: A second run with the same values writes nothing.
-seealso:
-  - role: homelab.gpu_passthrough.proxmox_api_access
 """
 
 EXAMPLES = r"""

@@ -2,8 +2,10 @@
 # Copyright (c) homelab.gpu_passthrough contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Proxmox VE access control for the collection's API token: the one home of what the bootstrap
-grants (the grant list's paths and privileges), and the plan of ``pveum`` commands that takes a
+"""Proxmox VE access control for the collection's API token: the one home of how the bootstrap
+grants the grant list (one role per path, holding exactly that path's privileges, named
+``<base>`` for ``/`` and ``<base>.<path with / as .>`` below it: a single role with the union, set on
+``/``, would propagate every privilege to every path), and the plan of ``pveum`` commands that takes a
 node's users, roles, ACLs and tokens to it. Pure logic: state in, commands out (no AnsibleModule,
 no process). The state has the shape ``pveum ... list --output-format json`` prints, which is the
 shape of the API's GET /access/users, /access/roles, /access/acl and /access/users/{userid}/token."""
@@ -38,18 +40,21 @@ def expand_path(template: str, values: dict[str, str]) -> str:
     return path
 
 
-def grants_union(grants: list[dict], values: dict[str, str]) -> tuple[list[str], list[str]]:
-    """The sorted union of the privileges, and the sorted expanded paths (duplicates once)."""
+def grants_by_path(grants: list[dict], values: dict[str, str]) -> dict[str, list[str]]:
+    """Expanded path -> sorted privileges (two entries on one path are merged)."""
     if not grants:
         raise AccessError("the grant list is empty: nothing to grant")
-    privs: set[str] = set()
-    paths: set[str] = set()
+    by_path: dict[str, set[str]] = {}
     for i, grant in enumerate(grants):
         if not isinstance(grant, dict) or "path" not in grant or not grant.get("privileges"):
             raise AccessError(f"grant #{i} {grant!r} needs a 'path' and a non-empty 'privileges' list")
-        paths.add(expand_path(str(grant["path"]), values))
-        privs.update(str(p) for p in grant["privileges"])
-    return sorted(privs), sorted(paths)
+        by_path.setdefault(expand_path(str(grant["path"]), values), set()).update(str(p) for p in grant["privileges"])
+    return {path: sorted(privs) for path, privs in sorted(by_path.items())}
+
+
+def role_for_path(base: str, path: str) -> str:
+    """The role that holds a path's privileges: ``GpuPassthrough`` on /, ``GpuPassthrough.vms`` on /vms."""
+    return base if path == "/" else base + path.rstrip("/").replace("/", ".")
 
 
 def split_privs(value) -> set[str]:
@@ -74,39 +79,50 @@ def check_names(userid: str, roleid: str, token: str) -> None:
         raise AccessError(f"token name {token!r} is not a PVE token id (a letter, then letters, digits, '.', '-', '_')")
 
 
-def plan(state: dict, *, userid: str, roleid: str, privs: list[str], paths: list[str], token: str,
+def _ours(roleid: str, base: str) -> bool:
+    return roleid == base or roleid.startswith(base + ".")
+
+
+def plan(state: dict, *, userid: str, role_base: str, grants: dict[str, list[str]], token: str,
          comment: str, secret_known: bool, rotate: bool) -> tuple[list[dict], dict, dict]:
     """The pveum commands that take ``state`` to the wanted access.
 
     ``state``: ``users``, ``roles``, ``acl`` lists and ``tokens`` (the user's tokens, [] when the user
-    is absent). Returns (actions, before, after): each action is ``{"argv": [...], "what": "..."}`` in
-    the order to run them (``"creates_token": True`` on the one that prints the secret); ``before`` and
-    ``after`` are summaries for the diff (no secret in them).
+    is absent). ``grants``: expanded path -> privileges (grants_by_path). Returns (actions, before,
+    after): each action is ``{"argv": [...], "what": "..."}`` in the order to run them
+    (``"creates_token": True`` on the one that prints the secret); ``before`` and ``after`` are
+    summaries for the diff (no secret in them).
     """
-    check_names(userid, roleid, token)
+    check_names(userid, role_base, token)
     tokenid = f"{userid}!{token}"
     actions: list[dict] = []
+    want_roles = {role_for_path(role_base, path): sorted(set(privs)) for path, privs in grants.items()}
 
     user_exists = any(u.get("userid") == userid for u in state.get("users", []))
     if not user_exists:
         actions.append({"argv": ["user", "add", userid, "--comment", comment], "what": f"create user {userid}"})
 
-    role = next((r for r in state.get("roles", []) if r.get("roleid") == roleid), None)
-    want_privs = sorted(set(privs))
-    if role is not None and _truthy(role.get("special"), default=False):
-        raise AccessError(f"role {roleid!r} is a built-in PVE role; set proxmox_api_access_role to a name of your own")
-    have_privs = sorted(split_privs(role.get("privs"))) if role is not None else None
-    if role is None:
-        actions.append({"argv": ["role", "add", roleid, "--privs", ",".join(want_privs)],
-                        "what": f"create role {roleid} with {', '.join(want_privs)}"})
-    elif have_privs != want_privs:
-        extra = sorted(set(have_privs) - set(want_privs))
-        missing = sorted(set(want_privs) - set(have_privs))
-        actions.append({"argv": ["role", "modify", roleid, "--privs", ",".join(want_privs)],
-                        "what": f"set the privileges of role {roleid} (add {missing or 'none'}, remove {extra or 'none'})"})
+    roles = {r.get("roleid"): r for r in state.get("roles", [])}
+    have_roles: dict[str, list[str]] = {}
+    for roleid, want_privs in want_roles.items():
+        role = roles.get(roleid)
+        if role is not None and _truthy(role.get("special"), default=False):
+            raise AccessError(f"role {roleid!r} is a built-in PVE role; set proxmox_api_access_role to a name of your own")
+        if role is None:
+            actions.append({"argv": ["role", "add", roleid, "--privs", ",".join(want_privs)],
+                            "what": f"create role {roleid} with {', '.join(want_privs)}"})
+            continue
+        have = have_roles[roleid] = sorted(split_privs(role.get("privs")))
+        if have != want_privs:
+            extra = sorted(set(have) - set(want_privs))
+            missing = sorted(set(want_privs) - set(have))
+            actions.append({"argv": ["role", "modify", roleid, "--privs", ",".join(want_privs)],
+                            "what": f"set the privileges of role {roleid} (add {missing or 'none'}, remove {extra or 'none'})"})
 
     tokens = state.get("tokens", []) if user_exists else []
     have_token = next((t for t in tokens if t.get("tokenid") == token), None)
+    token_before = ({"tokenid": tokenid, "privsep": int(_truthy(have_token.get("privsep")))}
+                    if have_token is not None else None)
     token_recreated = False
     if have_token is not None and rotate:
         actions.append({"argv": ["user", "token", "remove", userid, token],
@@ -126,36 +142,39 @@ def plan(state: dict, *, userid: str, roleid: str, privs: list[str], paths: list
         actions.append({"argv": ["user", "token", "modify", userid, token, "--privsep", "1"],
                         "what": f"turn on privilege separation of token {tokenid}"})
 
-    acl = state.get("acl", [])
-    ours = {(e.get("path"), e.get("type"), e.get("ugid")): _truthy(e.get("propagate"))
-            for e in acl if e.get("roleid") == roleid and e.get("ugid") in (userid, tokenid)}
+    ours = {(e.get("path"), e.get("roleid"), e.get("type"), e.get("ugid")): _truthy(e.get("propagate"))
+            for e in state.get("acl", [])
+            if _ours(str(e.get("roleid")), role_base) and e.get("ugid") in (userid, tokenid)}
+    acl_before = sorted(f"{p} {r} {u}" for (p, r, _k, u) in ours)
     if token_recreated:  # PVE drops a token's ACL entries with the token
-        ours = {k: v for k, v in ours.items() if k[1] != "token"}
-    for path in paths:
+        ours = {k: v for k, v in ours.items() if k[2] != "token"}
+    wanted = set()
+    for path in grants:
+        roleid = role_for_path(role_base, path)
         args: list[str] = []
         for kind, ugid, option in (("user", userid, "--users"), ("token", tokenid, "--tokens")):
-            if ours.get((path, kind, ugid)) is not True:
+            wanted.add((path, roleid, kind, ugid))
+            if ours.get((path, roleid, kind, ugid)) is not True:
                 args += [option, ugid]
         if args:
             actions.append({"argv": ["acl", "modify", path, "--roles", roleid, *args, "--propagate", "1"],
                             "what": f"grant role {roleid} on {path} to {' and '.join(args[1::2])}"})
-    for (path, kind, ugid) in sorted(ours):
-        if path not in paths:
-            option = "--users" if kind == "user" else "--tokens"
-            actions.append({"argv": ["acl", "delete", path, "--roles", roleid, option, ugid],
-                            "what": f"remove role {roleid} on {path} from {ugid} (not in the grant list)"})
+    for key in sorted(set(ours) - wanted):
+        path, roleid, kind, ugid = key
+        option = "--users" if kind == "user" else "--tokens"
+        actions.append({"argv": ["acl", "delete", path, "--roles", roleid, option, ugid],
+                        "what": f"remove role {roleid} on {path} from {ugid} (not in the grant list)"})
 
     before = {
         "user": userid if user_exists else None,
-        "role": {roleid: have_privs} if role is not None else None,
-        "token": ({"tokenid": tokenid, "privsep": int(_truthy(have_token.get("privsep")))}
-                  if have_token is not None else None),
-        "acl": sorted(f"{p} {roleid} {u}" for (p, _k, u) in ours),
+        "roles": {r: have_roles[r] for r in sorted(have_roles)},
+        "token": token_before,
+        "acl": acl_before,
     }
     after = {
         "user": userid,
-        "role": {roleid: want_privs},
+        "roles": want_roles,
         "token": {"tokenid": tokenid, "privsep": 1},
-        "acl": sorted(f"{p} {roleid} {u}" for p in paths for u in (userid, tokenid)),
+        "acl": sorted(f"{p} {role_for_path(role_base, p)} {u}" for p in grants for u in (userid, tokenid)),
     }
     return actions, before, after

@@ -12,13 +12,14 @@ short_description: A Proxmox VE user, role, ACLs and privilege-separated API tok
 version_added: 0.1.0
 description:
   - Runs on a Proxmox VE node as root and uses C(pveum) (the PVE user manager CLI) to give the
-    collection its own API access - a user, a role with exactly the privileges of O(grants), ACL entries
-    of that role for the user and for its token on each path of O(grants), and an API token with
-    privilege separation (C(privsep=1), so the token has the intersection of its own and the user's
-    privileges).
+    collection its own API access - a user; per path of O(grants) a role with exactly that path's
+    privileges (V(<role>) on C(/), V(<role>.vms) on C(/vms), ...; one role with all of them on C(/) would
+    propagate every privilege to every path) and an ACL entry of it on that path for the user and for
+    its token; and an API token with privilege separation (C(privsep=1), so the token has the
+    intersection of its own and the user's privileges).
   - Reads the state first (C(pveum user list), C(role list), C(acl list), C(user token list), each with
-    C(--output-format json)) and runs only the commands for what differs. ACL entries of the role for the
-    user or the token on paths that are not in O(grants) are removed.
+    C(--output-format json)) and runs only the commands for what differs. ACL entries of these roles for
+    the user or the token that O(grants) does not ask for are removed.
   - PVE shows a token's secret only once. When the token exists and O(token_secret_known=false), the module
     fails and says how to rotate it (O(rotate_token=true) deletes and recreates it).
 author:
@@ -29,7 +30,8 @@ options:
     type: str
     required: true
   role:
-    description: The role to create or update. Must not be one of PVE's built-in roles.
+    description: The base name of the roles to create or update (V(<role>) and V(<role>.<path>)). Must not
+      be one of PVE's built-in roles.
     type: str
     required: true
   token:
@@ -40,7 +42,7 @@ options:
     description:
       - What to grant, each item C(path), C(privileges) (a list) and C(why) (ignored here).
       - A path may hold the placeholders C({node}), C({storage}) and C({bridge}), filled from O(placeholders).
-      - The role gets the union of all privileges; each path gets an ACL entry of the role.
+      - Each path gets a role with its privileges and an ACL entry of that role (two items on one path are merged).
     type: list
     elements: dict
     required: true
@@ -70,7 +72,7 @@ attributes:
     description: Reads the state and reports the commands it would run in RV(actions); runs none of them.
   diff_mode:
     support: full
-    description: The user, role privileges, token and ACL entries before and after (never a secret).
+    description: The user, the roles' privileges, the token and the ACL entries before and after (never a secret).
   idempotent:
     support: full
     description: A second run finds nothing to change (as long as O(rotate_token) is not set).
@@ -105,16 +107,12 @@ token_secret:
   description: The new token's secret when this run created the token, else V(null).
   returned: always
   type: str
-privileges:
-  description: The role's privileges (the union of O(grants)).
+grants:
+  description: Per ACL path (placeholders filled in), the role that holds its privileges and the privileges.
   returned: always
   type: list
-  elements: str
-paths:
-  description: The ACL paths (O(grants) with the placeholders filled in).
-  returned: always
-  type: list
-  elements: str
+  elements: dict
+  sample: [{"path": "/vms", "role": "GpuPassthrough.vms", "privileges": ["VM.Audit"]}]
 actions:
   description: What was changed (or, in check mode, would be), one line each.
   returned: always
@@ -134,8 +132,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_access import (
     AccessError,
-    grants_union,
+    grants_by_path,
     plan,
+    role_for_path,
 )
 
 
@@ -188,11 +187,12 @@ def main():
     token_id = f"{userid}!{p['token']}"
     result = dict(changed=False, token_id=token_id, token_secret=None, actions=[], commands=[])
     try:
-        privs, paths = grants_union(p["grants"], {k: str(v) for k, v in p["placeholders"].items() if v is not None})
-        result.update(privileges=privs, paths=paths)
+        grants = grants_by_path(p["grants"], {k: str(v) for k, v in p["placeholders"].items() if v is not None})
+        result["grants"] = [dict(path=path, role=role_for_path(p["role"], path), privileges=privs)
+                            for path, privs in grants.items()]
         pveum = Pveum(module, p["pveum"])
-        actions, before, after = plan(pveum.state(userid), userid=userid, roleid=p["role"], privs=privs,
-                                      paths=paths, token=p["token"], comment=p["comment"],
+        actions, before, after = plan(pveum.state(userid), userid=userid, role_base=p["role"], grants=grants,
+                                      token=p["token"], comment=p["comment"],
                                       secret_known=p["token_secret_known"], rotate=p["rotate_token"])
         result["actions"] = [a["what"] for a in actions]
         result["commands"] = ["pveum " + shlex.join(a["argv"]) for a in actions]

@@ -182,7 +182,7 @@ def test_homelab_bootstrap_command_loads(ssh_home):
                       extra_env={"HOME": str(ssh_home)})
     assert rc == 0, out
     assert "server" in out and "whisper-gpu" not in out, out
-    for task in ("User, role with the grant list's privileges, ACLs, privilege-separated token (pveum)",
+    for task in ("User, a role per path of the grant list, ACLs, privilege-separated token (pveum)",
                  "Copy it to the controller (for proxmox_api_ca_path and validate_certs)",
                  "Write token id, token secret, CA path and API key into the vault (encrypted on the controller)"):
         assert task in out, out

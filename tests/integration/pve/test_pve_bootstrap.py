@@ -33,6 +33,7 @@ from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_client
     PveApiError,
     PveClient,
 )
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_access import role_for_path  # noqa: E402
 
 SIMULATED_PVEUM_DIR = os.path.join(REPO, "tests", "pve_simulator")
 RECAP_RE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
@@ -45,8 +46,7 @@ VAULT_KEYS = {"vault_proxmox_api_token_id", "vault_proxmox_api_token_secret", "v
 
 
 def root_env(sim):  # noqa: F811
-    return {"SIMULATED_PVE_PORT": str(sim.port), "SIMULATED_PVE_CA": sim.ca_path,
-            "SIMULATED_PVE_ROOT_TOKEN_ID": sim.root_token_id, "SIMULATED_PVE_ROOT_TOKEN_SECRET": sim.root_token_secret}
+    return {"SIMULATED_PVE_ROOT": os.path.join(sim.directory, "root.json")}
 
 
 def pveum(sim, *argv):  # noqa: F811
@@ -142,7 +142,8 @@ def test_check_mode_changes_nothing(sim_module, node):  # noqa: F811
     rc, out, recap = bootstrap(sim_module, node, "--check", "--diff")
     assert rc == 0, out[-6000:]
     assert recap[NODE]["changed"] >= 3, out[-6000:]  # access, CA copy, vault
-    assert "create token " + TOKENID in out and "create role " + ROLE in out
+    assert "create user " + USER in out and "create token " + TOKENID in out
+    assert "grant role " + ROLE + ".vms on /vms to " + USER + " and " + TOKENID in out
     assert access_state(sim_module) == before_state
     assert node["vault"].read_bytes() == before_vault
     assert not node["ca"].exists()
@@ -156,29 +157,35 @@ def test_bootstrap_writes_the_vault_and_a_second_run_changes_nothing(sim_module,
     assert VAULT_KEYS <= set(vault) and vault["vault_other_secret"] == "keep-me"
     assert "# mine" in vault_lib().decrypt(node["vault"].read_bytes()).decode()
     assert vault["vault_proxmox_api_token_id"] == TOKENID
-    assert re.fullmatch(r"[0-9a-f-]{36}", vault["vault_proxmox_api_token_secret"]) or vault["vault_proxmox_api_token_secret"]
+    assert len(vault["vault_proxmox_api_token_secret"]) >= 16
     assert len(vault["vault_whisper_api_key"]) == 48 and vault["vault_whisper_api_key"].isalnum()
     assert vault["vault_proxmox_api_ca_path"] == str(node["ca"].resolve())
     assert node["ca"].read_bytes() == open(sim_module.ca_path, "rb").read()
     assert vault["vault_proxmox_api_token_secret"] not in out and vault["vault_whisper_api_key"] not in out
     state = access_state(sim_module)
     assert any(u["userid"] == USER for u in state["users"])
-    role = next(r for r in state["roles"] if r["roleid"] == ROLE)
-    grants = yaml.safe_load(open(os.path.join(REPO, "roles/proxmox_api_access/vars/main.yml"), encoding="utf-8"))
-    wanted = sorted({p for g in grants["_proxmox_api_access_grants"] for p in g["privileges"]})
-    assert sorted(role["privs"].split(",")) == wanted
-    acl = {(e["path"], e["ugid"]) for e in state["acl"] if e["roleid"] == ROLE}
-    paths = {g["path"].format(node=NODE, storage="local-lvm", bridge="vmbr0") for g in grants["_proxmox_api_access_grants"]}
-    assert acl == {(p, u) for p in paths for u in (USER, TOKENID)}
+    # per path of the grant list: a role with exactly its privileges, on that path for the user and the token
+    with open(os.path.join(REPO, "roles/proxmox_api_access/vars/main.yml"), encoding="utf-8") as fh:
+        grants = yaml.safe_load(fh)["_proxmox_api_access_grants"]
+    roles = {r["roleid"]: sorted(r["privs"].split(",")) for r in state["roles"]}
+    wanted_acl = set()
+    for grant in grants:
+        path = grant["path"].format(node=NODE, storage="local-lvm", bridge="vmbr0")
+        roleid = role_for_path(ROLE, path)
+        assert roles[roleid] == sorted(grant["privileges"]), (path, roles.get(roleid))
+        wanted_acl |= {(path, roleid, USER, 1), (path, roleid, TOKENID, 1)}
+    ours = {(e["path"], e["roleid"], e["ugid"], int(e["propagate"])) for e in state["acl"] if e["ugid"] in (USER, TOKENID)}
+    assert ours == wanted_acl
     tokens = json.loads(pveum(sim_module, "user", "token", "list", USER, "--output-format", "json").stdout)
     assert [(t["tokenid"], int(t["privsep"])) for t in tokens] == [(TOKEN, 1)]
 
     written = node["vault"].read_bytes()
-    rc, out, recap = bootstrap(sim_module, node, "--diff")
+    rc, out, recap = bootstrap(sim_module, node, "--diff", "-vvv")
     assert rc == 0, out[-6000:]
     assert recap[NODE]["changed"] == 0, out[-6000:]
     assert node["vault"].read_bytes() == written
     assert "nothing to change" in out
+    assert vault["vault_proxmox_api_token_secret"] not in out and vault["vault_whisper_api_key"] not in out
 
 
 def test_the_token_does_the_roles_calls_and_one_acl_less_is_refused(sim_module, node):  # noqa: F811
@@ -187,7 +194,7 @@ def test_the_token_does_the_roles_calls_and_one_acl_less_is_refused(sim_module, 
     removed = pveum(sim_module, "acl", "delete", "/", "--roles", ROLE, "--tokens", TOKENID)
     assert removed.returncode == 0, removed.stderr
     rc, out = node_pci_info(sim_module, node)
-    assert rc != 0 and "Permission check failed (/, Sys.Audit)" in out, out[-4000:]
+    assert rc != 0 and "(HTTP 403)" in out and "Permission check failed (/, Sys.Audit" in out, out[-4000:]
     rc, out, recap = bootstrap(sim_module, node)
     assert rc == 0 and recap[NODE]["changed"] == 1, out[-6000:]  # the ACL back, nothing else
     assert "grant role GpuPassthrough on / to " + TOKENID in out

@@ -7,8 +7,9 @@ import pytest
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_access import (
     AccessError,
     expand_path,
-    grants_union,
+    grants_by_path,
     plan,
+    role_for_path,
 )
 
 USER, ROLE, TOKEN = "gpu-passthrough@pve", "GpuPassthrough", "ansible"
@@ -16,30 +17,37 @@ TOKENID = f"{USER}!{TOKEN}"
 GRANTS = [
     {"path": "/", "privileges": ["Sys.Audit"], "why": "pci"},
     {"path": "/vms", "privileges": ["VM.Audit", "VM.Allocate"], "why": "vm"},
-    {"path": "/storage/{storage}", "privileges": ["Datastore.AllocateSpace", "VM.Audit"], "why": "disks"},
+    {"path": "/storage/{storage}", "privileges": ["Datastore.AllocateSpace"], "why": "disks"},
+    {"path": "/vms", "privileges": ["VM.Clone"], "why": "clone"},
 ]
 VALUES = {"node": "pve", "storage": "local-zfs", "bridge": "vmbr0"}
-PRIVS, PATHS = grants_union(GRANTS, VALUES)
+GRANTS_BY_PATH = grants_by_path(GRANTS, VALUES)
+PATHS = list(GRANTS_BY_PATH)
+R_ROOT, R_STORAGE, R_VMS = ROLE, ROLE + ".storage.local-zfs", ROLE + ".vms"
 
 
-def run(state, secret_known=False, rotate=False, paths=PATHS, privs=PRIVS):
-    actions, before, after = plan(state, userid=USER, roleid=ROLE, privs=privs, paths=paths, token=TOKEN,
+def run(state, secret_known=False, rotate=False):
+    actions, before, after = plan(state, userid=USER, role_base=ROLE, grants=GRANTS_BY_PATH, token=TOKEN,
                                   comment="c", secret_known=secret_known, rotate=rotate)
     return [a["argv"] for a in actions], before, after
 
 
-def converged(paths=PATHS, privs=PRIVS):
-    acl = [{"path": p, "roleid": ROLE, "type": t, "ugid": u, "propagate": 1}
-           for p in paths for t, u in (("user", USER), ("token", TOKENID))]
+def converged():
+    acl = [{"path": p, "roleid": role_for_path(ROLE, p), "type": t, "ugid": u, "propagate": 1}
+           for p in PATHS for t, u in (("user", USER), ("token", TOKENID))]
     return {"users": [{"userid": "root@pam"}, {"userid": USER}],
-            "roles": [{"roleid": "PVEAdmin", "privs": "VM.Audit", "special": 1},
-                      {"roleid": ROLE, "privs": ",".join(reversed(privs)), "special": 0}],
+            "roles": [{"roleid": "PVEAdmin", "privs": "VM.Audit", "special": 1}]
+            + [{"roleid": role_for_path(ROLE, p), "privs": ",".join(reversed(privs)), "special": 0}
+               for p, privs in GRANTS_BY_PATH.items()],
             "acl": acl, "tokens": [{"tokenid": TOKEN, "privsep": 1}]}
 
 
-def test_union_and_placeholders():
-    assert PRIVS == ["Datastore.AllocateSpace", "Sys.Audit", "VM.Allocate", "VM.Audit"]
-    assert PATHS == ["/", "/storage/local-zfs", "/vms"]
+def test_one_role_per_path_with_exactly_its_privileges():
+    """A role with the union set on / would propagate every privilege to every path."""
+    assert GRANTS_BY_PATH == {"/": ["Sys.Audit"], "/storage/local-zfs": ["Datastore.AllocateSpace"],
+                              "/vms": ["VM.Allocate", "VM.Audit", "VM.Clone"]}
+    assert [role_for_path(ROLE, p) for p in PATHS] == [R_ROOT, R_STORAGE, R_VMS]
+    assert role_for_path(ROLE, "/sdn/zones/localnetwork/vmbr0") == ROLE + ".sdn.zones.localnetwork.vmbr0"
 
 
 @pytest.mark.parametrize("template,values,needle", [
@@ -55,20 +63,22 @@ def test_bad_paths_say_what_to_fix(template, values, needle):
 
 def test_empty_grant_list_and_grant_without_privileges_are_refused():
     with pytest.raises(AccessError, match="empty"):
-        grants_union([], VALUES)
+        grants_by_path([], VALUES)
     with pytest.raises(AccessError, match="non-empty 'privileges'"):
-        grants_union([{"path": "/"}], VALUES)
+        grants_by_path([{"path": "/"}], VALUES)
 
 
 def test_fresh_node_gets_everything_in_order():
     argv, before, after = run({"users": [{"userid": "root@pam"}], "roles": [], "acl": []})
     assert argv[0] == ["user", "add", USER, "--comment", "c"]
-    assert argv[1] == ["role", "add", ROLE, "--privs", ",".join(PRIVS)]
-    assert argv[2][:6] == ["user", "token", "add", USER, TOKEN, "--privsep"] and argv[2][6] == "1"
+    assert argv[1:4] == [["role", "add", R_ROOT, "--privs", "Sys.Audit"],
+                         ["role", "add", R_STORAGE, "--privs", "Datastore.AllocateSpace"],
+                         ["role", "add", R_VMS, "--privs", "VM.Allocate,VM.Audit,VM.Clone"]]
+    assert argv[4][:6] == ["user", "token", "add", USER, TOKEN, "--privsep"] and argv[4][6] == "1"
     acls = [a for a in argv if a[0] == "acl"]
-    assert [a[2] for a in acls] == PATHS
+    assert [(a[2], a[4]) for a in acls] == [("/", R_ROOT), ("/storage/local-zfs", R_STORAGE), ("/vms", R_VMS)]
     for a in acls:
-        assert a[:5] == ["acl", "modify", a[2], "--roles", ROLE]
+        assert a[:4] == ["acl", "modify", a[2], "--roles"]
         assert a[5:] == ["--users", USER, "--tokens", TOKENID, "--propagate", "1"]
     assert before["user"] is None and after["token"] == {"tokenid": TOKENID, "privsep": 1}
 
@@ -93,16 +103,16 @@ def test_rotation_recreates_the_token_and_its_acls():
 
 def test_role_privileges_are_set_exactly():
     state = converged()
-    state["roles"][1]["privs"] = "Sys.Audit,VM.Audit,Sys.Modify"
+    state["roles"][3]["privs"] = "VM.Audit,VM.Allocate,VM.PowerMgmt"
     argv, before, _a = run(state, secret_known=True)
-    assert argv == [["role", "modify", ROLE, "--privs", ",".join(PRIVS)]]
-    assert before["role"] == {ROLE: ["Sys.Audit", "Sys.Modify", "VM.Audit"]}
+    assert argv == [["role", "modify", R_VMS, "--privs", "VM.Allocate,VM.Audit,VM.Clone"]]
+    assert before["roles"][R_VMS] == ["VM.Allocate", "VM.Audit", "VM.PowerMgmt"]
 
 
 def test_builtin_role_name_is_refused():
     state = converged()
-    state["roles"][0]["roleid"] = ROLE
-    state["roles"].pop(1)
+    state["roles"][0]["roleid"] = R_VMS
+    state["roles"].pop(3)
     with pytest.raises(AccessError, match="built-in"):
         run(state, secret_known=True)
 
@@ -111,9 +121,12 @@ def test_missing_token_acl_and_stray_acl():
     state = converged()
     state["acl"] = [e for e in state["acl"] if not (e["path"] == "/vms" and e["type"] == "token")]
     state["acl"].append({"path": "/nodes/pve", "roleid": ROLE, "type": "user", "ugid": USER, "propagate": 1})
+    state["acl"].append({"path": "/", "roleid": R_VMS, "type": "token", "ugid": TOKENID, "propagate": 1})
     state["acl"].append({"path": "/nodes/pve", "roleid": "PVEAuditor", "type": "user", "ugid": USER, "propagate": 1})
+    state["acl"].append({"path": "/vms", "roleid": ROLE + "X", "type": "user", "ugid": USER, "propagate": 1})
     argv, _b, _a = run(state, secret_known=True)
-    assert argv == [["acl", "modify", "/vms", "--roles", ROLE, "--tokens", TOKENID, "--propagate", "1"],
+    assert argv == [["acl", "modify", "/vms", "--roles", R_VMS, "--tokens", TOKENID, "--propagate", "1"],
+                    ["acl", "delete", "/", "--roles", R_VMS, "--tokens", TOKENID],
                     ["acl", "delete", "/nodes/pve", "--roles", ROLE, "--users", USER]]
 
 
@@ -123,12 +136,12 @@ def test_unpropagated_acl_and_token_without_privsep_are_fixed():
     state["tokens"][0]["privsep"] = 0
     argv, _b, _a = run(state, secret_known=True)
     assert ["user", "token", "modify", USER, TOKEN, "--privsep", "1"] in argv
-    assert ["acl", "modify", "/", "--roles", ROLE, "--users", USER, "--propagate", "1"] in argv
+    assert ["acl", "modify", "/", "--roles", R_ROOT, "--users", USER, "--propagate", "1"] in argv
 
 
 @pytest.mark.parametrize("field,value", [("userid", "gpu-passthrough"), ("roleid", "a role"), ("token", "1x")])
 def test_bad_names_are_refused(field, value):
-    kwargs = dict(userid=USER, roleid=ROLE, token=TOKEN)
-    kwargs[field] = value
+    kwargs = dict(userid=USER, role_base=ROLE, token=TOKEN)
+    kwargs[{"roleid": "role_base"}.get(field, field)] = value
     with pytest.raises(AccessError):
-        plan({}, privs=PRIVS, paths=PATHS, comment="c", secret_known=False, rotate=False, **kwargs)
+        plan({}, grants=GRANTS_BY_PATH, comment="c", secret_known=False, rotate=False, **kwargs)

@@ -52,7 +52,7 @@ def root_env(sim):  # noqa: F811
 def pveum(sim, *argv):  # noqa: F811
     """The simulated pveum, as root on the node."""
     env = dict(os.environ, **root_env(sim))
-    return subprocess.run([sys.executable, os.path.join(SIMULATED_PVEUM_DIR, "pveum"), *argv], env=env,
+    return subprocess.run([os.path.join(SIMULATED_PVEUM_DIR, "pveum"), *argv], env=env,
                           capture_output=True, text=True, timeout=60, check=False)
 
 

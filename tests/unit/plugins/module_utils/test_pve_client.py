@@ -113,9 +113,11 @@ def test_permission_advice_for_mapping_modify_names_pvemappingadmin_not_pveadmin
     advice = pve_client.permission_advice("Permission check failed (/mapping/pci, Mapping.Modify)",
                                           "automation@pve!ansible")
     assert "Mapping.Modify on /mapping/pci" in advice
-    assert advice.endswith("pveum acl modify /mapping/pci --roles PVEMappingAdmin --users automation@pve "
-                           "--tokens 'automation@pve!ansible'")
+    assert ("pveum acl modify /mapping/pci --roles PVEMappingAdmin --users automation@pve "
+            "--tokens 'automation@pve!ansible'; ") in advice
     assert "PVEAdmin does not include Mapping.Modify since PVE 8.0" in advice
+    assert advice.endswith('the README section "Proxmox API token and privileges" lists every path and '
+                           'privilege it needs.')
 
 
 def test_permission_advice_for_mapping_use_and_alternatives_and_several():

@@ -428,8 +428,8 @@ class Handler(BaseHTTPRequestHandler):
         res = []
         for mid in sorted(self.sim.mappings):
             # "Only lists entries where you have 'Mapping.Modify', 'Mapping.Use' or 'Mapping.Audit'"
-            if not self.sim.access.check_any(user, f"/mapping/pci/{mid}", ["Mapping.Modify", "Mapping.Use",
-                                                                            "Mapping.Audit"], noerr=True):
+            visible = ["Mapping.Modify", "Mapping.Use", "Mapping.Audit"]
+            if not self.sim.access.check_any(user, f"/mapping/pci/{mid}", visible, noerr=True):
                 continue
             entry = copy.deepcopy(self.sim.mappings[mid])
             entry["id"] = mid

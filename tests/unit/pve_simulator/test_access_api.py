@@ -149,3 +149,12 @@ def test_propagation_and_the_deeper_acl_replacing_the_roles_above():
     ac.set_acl("/mapping/pci/gpu", ["NoAccess"], users=["u@pve"])
     assert ac.permissions("u@pve", "/mapping/pci/gpu") == set()
     assert ac.permissions("root@pam", "/anything") == SPECIAL_ROLES["Administrator"]
+
+
+def test_the_simulators_privilege_groups_are_pve_access_controls():
+    """The simulator's copy of pve-access-control's $privgroups equals the collection's, which
+    tests/unit/plugins/module_utils/test_pve_client.py compares with shared/reference/pve/09."""
+    from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_client import PVE_PRIVILEGE_GROUPS
+
+    from pve_simulator.access import PRIVGROUPS
+    assert PRIVGROUPS == {g: {k: list(v) for k, v in kinds.items()} for g, kinds in PVE_PRIVILEGE_GROUPS.items()}

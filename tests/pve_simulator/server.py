@@ -8,7 +8,10 @@ by talking to a lenient fake. It answers errors like PVE does:
 
 * 400 ``Parameter verification failed.`` with ``{"data": null, "errors": {param: message}}``;
 * 401 ``authentication failure`` for a missing/unknown token or a wrong secret;
-* 403 ``Permission check failed (path, privilege)`` when the token lacks a privilege;
+* 403 ``Permission check failed (path, privilege)`` when the token lacks a privilege, with Proxmox VE's
+  privilege model (access.py: users, roles, ACLs with propagation, tokens with privilege separation)
+  and, besides the schema's ``permissions``, the checks qemu-server makes per request (qemu_perms.py:
+  a privilege per config key, Mapping.Use for a mapped hostpci, Datastore.AllocateSpace, SDN.Use, ...);
 * 500 with PVE's message for what PVE reports with a plain ``die``: an ``sshkeys`` line that
   ``ssh-keygen -l`` cannot read ("SSH public key validation error", checked with ssh-keygen as PVE
   does), unknown node (hostname lookup),
@@ -428,8 +431,8 @@ class Handler(BaseHTTPRequestHandler):
         res = []
         for mid in sorted(self.sim.mappings):
             # "Only lists entries where you have 'Mapping.Modify', 'Mapping.Use' or 'Mapping.Audit'"
-            if not self.sim.access.check_any(user, f"/mapping/pci/{mid}", ["Mapping.Modify", "Mapping.Use",
-                                                                            "Mapping.Audit"], noerr=True):
+            visible = ["Mapping.Modify", "Mapping.Use", "Mapping.Audit"]
+            if not self.sim.access.check_any(user, f"/mapping/pci/{mid}", visible, noerr=True):
                 continue
             entry = copy.deepcopy(self.sim.mappings[mid])
             entry["id"] = mid

@@ -149,3 +149,41 @@ def test_propagation_and_the_deeper_acl_replacing_the_roles_above():
     ac.set_acl("/mapping/pci/gpu", ["NoAccess"], users=["u@pve"])
     assert ac.permissions("u@pve", "/mapping/pci/gpu") == set()
     assert ac.permissions("root@pam", "/anything") == SPECIAL_ROLES["Administrator"]
+
+
+def test_the_simulators_privilege_groups_are_pve_access_controls():
+    """The simulator's copy of pve-access-control's $privgroups equals the collection's, which
+    tests/unit/plugins/module_utils/test_pve_client.py compares with shared/reference/pve/09."""
+    from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_client import PVE_PRIVILEGE_GROUPS
+
+    from pve_simulator.access import PRIVGROUPS
+    assert PRIVGROUPS == {g: {k: list(v) for k, v in kinds.items()} for g, kinds in PVE_PRIVILEGE_GROUPS.items()}
+
+
+def test_import_from_rules_for_a_token(sim):  # noqa: F811
+    """qemu-server check_storage_access / pve-storage check_volume_access for ``import-from``: no file
+    system paths for tokens, only images/import volumes, import/ files by extension, and read access to
+    the source storage (the tests' token has none on 'local': the README says to add it)."""
+    def create(source, token_id=None, secret=None):
+        return call(sim, "POST", "/nodes/pve/qemu", {"vmid": "160", "scsi0": "local-lvm:0,import-from=" + source},
+                    token_id=token_id or sim.token_id, secret=secret or sim.token_secret)
+
+    resp = create("/var/lib/vz/template/debian.qcow2")
+    assert resp.status_code == 500 and resp.reason == "Only root can pass arbitrary filesystem paths."
+    resp = create("local:import/debian-12-genericcloud-amd64.img")
+    assert resp.status_code == 500
+    assert resp.reason == "unable to parse directory volume name 'import/debian-12-genericcloud-amd64.img'"
+    resp = create("local:iso/debian.iso")
+    assert resp.status_code == 400
+    assert resp.json()["errors"] == {"scsi0": "local:iso/debian.iso has wrong type 'iso' - not an image"}
+    resp = create("local:import/debian-12-genericcloud-amd64.qcow2")
+    assert resp.status_code == 403
+    assert resp.reason == "Permission check failed (/storage/local, Datastore.AllocateSpace|Datastore.Audit)"
+    # with Datastore.Audit on the source's storage (user and token) the import passes
+    assert call(sim, "POST", "/access/roles", {"roleid": "ImportRead", "privs": "Datastore.Audit"}).status_code == 200
+    assert call(sim, "PUT", "/access/acl", {"path": "/storage/local", "roles": "ImportRead", "users": "automation@pve",
+                                            "tokens": sim.token_id}).status_code == 200
+    assert create("local:import/debian-12-genericcloud-amd64.qcow2").status_code == 200
+    # even root@pam's token is not root@pam: a file system path stays refused
+    resp = call(sim, "POST", "/nodes/pve/qemu", {"vmid": "161", "scsi0": "local-lvm:0,import-from=/tmp/x.qcow2"})
+    assert resp.status_code == 500 and resp.reason == "Only root can pass arbitrary filesystem paths."

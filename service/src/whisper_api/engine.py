@@ -405,19 +405,31 @@ class Engine:
         self._worker()
 
     # submission --------------------------------------------------------------------------------
-    def submit(self, job: Job) -> concurrent.futures.Future:
+    def refusal(self) -> ApiError | None:
+        """The error ``submit`` would raise now (loading, failed, every worker busy and the queue full),
+        or None: the HTTP layer asks before it reads a request's body."""
         if self.state == "loading":
-            raise Busy("the model is still loading; retry in a few seconds", headers={"Retry-After": "5"})
+            return Busy("the model is still loading; retry in a few seconds", headers={"Retry-After": "5"})
         if self.state != "ready":
-            raise ApiError(f"the model is not available: {self.error}", status=503, type="server_error",
-                           code="model_unavailable")
+            return ApiError(f"the model is not available: {self.error}", status=503, type="server_error",
+                            code="model_unavailable")
         # The queue holds `workers` running slots on top of QUEUE_SIZE waiting ones.
         if self._queue.qsize() + self.busy >= self.settings.queue_size + self.settings.workers:
-            raise Busy(
+            return Busy(
                 f"all {self.settings.workers} worker(s) are busy and {self.settings.queue_size} request(s) wait "
                 "(WHISPER_API_QUEUE_SIZE); retry later",
                 headers={"Retry-After": str(self._retry_after())},
             )
+        return None
+
+    def gpu_sample(self, index: int) -> gpu.GpuSample | None:
+        """NVML's reading of the GPU at ``index`` (None without NVML): /metrics' GPU gauges."""
+        return self.nvml.sample(index)
+
+    def submit(self, job: Job) -> concurrent.futures.Future:
+        refusal = self.refusal()
+        if refusal is not None:
+            raise refusal
         try:
             self._queue.put_nowait(job)
         except queue.Full:

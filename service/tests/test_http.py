@@ -188,6 +188,8 @@ def test_error_shapes(client):
                         data={"response_format": "srt", "stream": "true"}), 400, "stream=true works with", param="stream")
     assert_error(c.post("/v1/audio/transcriptions", files={"file": ("a", AUDIO)},
                         data={"timestamp_granularities[]": "word"}), 400, "needs response_format=verbose_json")
+    assert_error(c.post("/v1/audio/transcriptions", files={"file": ("a", AUDIO)}, data={"stream": "1"}), 400,
+                 "stream must be true or false, not '1'", param="stream")
     assert engine.jobs == [], "a request with a bad parameter never reaches the engine"
 
 

@@ -27,10 +27,24 @@ def _audio_content(stream: bool) -> dict:
         "text/vtt": _TEXT,
     }
     if stream:
-        content["text/event-stream"] = {"schema": {"type": "string", "description": (
-            "`data: {json}` events: transcript.text.delta {delta}, then transcript.text.done {text}, or an "
-            "error event in OpenAI's shape")}}
+        content["text/event-stream"] = {"itemSchema": SSE_EVENT}
     return content
+
+
+# stream=true: `data: {json}` events (OpenAPI 3.2's itemSchema describes one event): a
+# transcript.text.delta per segment, then transcript.text.done, or an error in OpenAI's shape.
+SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {"data": {"type": "string", "contentMediaType": "application/json", "contentSchema": {"anyOf": [
+        {"type": "object", "required": ["type", "delta"],
+         "properties": {"type": {"const": "transcript.text.delta"}, "delta": {"type": "string"}}},
+        {"type": "object", "required": ["type", "text"],
+         "properties": {"type": {"const": "transcript.text.done"}, "text": {"type": "string"}}},
+        {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["message"]}}},
+    ]}}},
+}
+_BOOLEAN = ("true", "false")
 
 
 def _doc(**extra):
@@ -86,8 +100,12 @@ def router(ctx: Context) -> APIRouter:
             Form(alias="timestamp_granularities[]", json_schema_extra=GRANULARITIES_DOC,
                  description="word and/or segment; needs response_format=verbose_json"),
         ] = None,
-        stream_: Annotated[bool, Form(alias="stream", description="SSE; with response_format json or text")] = False,
+        stream_: Annotated[str, Form(alias="stream", description="SSE; with response_format json or text",
+                                     json_schema_extra=_doc(type="boolean"))] = "false",
     ):
+        if stream_ not in _BOOLEAN:
+            raise ApiError(f"stream must be true or false, not {stream_!r}", param="stream", code="invalid_value")
+        stream = stream_ == "true"
         ctx.resolve_model(model)
         ctx.check_format(response_format)
         ctx.check_temperature(temperature)
@@ -100,12 +118,12 @@ def router(ctx: Context) -> APIRouter:
         if grans and response_format != "verbose_json":
             raise ApiError("timestamp_granularities[] needs response_format=verbose_json",
                            param="timestamp_granularities", code="invalid_value")
-        if stream_ and response_format not in ("json", "text"):
+        if stream and response_format not in ("json", "text"):
             raise ApiError(f"stream=true works with response_format json or text, not {response_format!r}",
                            param="stream", code="invalid_value")
         job = Job(data=await ctx.read_upload(file), task="transcribe", language=lang, prompt=prompt,
                   temperature=temperature, word_timestamps="word" in grans)
-        if stream_:
+        if stream:
             return await ctx.stream(job)
         return ctx.render(await ctx.run(job), response_format, grans)
 

@@ -301,3 +301,24 @@ def test_health_and_metrics(client):
     assert 'whisper_api_requests_total{method="GET",route="/v1/models/{model_id:path}",status="404"} 1.0' in text
     assert "whisper_api_audio_seconds_total 3.0" in text, "the app wires its metrics to the injected engine"
     assert 'whisper_api_device_info{compute_type="int8",device="cpu",wanted="cpu"} 1.0' in text
+
+
+def test_openapi_declares_auth_only_where_it_applies():
+    """The document the schemathesis run checks (test_openapi.py), in the cases it does not run."""
+    def doc(**settings) -> dict:
+        return make(**settings)[0].app.openapi()
+
+    open_doc = doc()
+    assert "securitySchemes" not in open_doc["components"]
+    for item in open_doc["paths"].values():
+        for operation in item.values():
+            assert "401" not in operation["responses"] and "security" not in operation
+            assert "422" not in operation["responses"]
+    keyed = doc(keys=[KEY], metrics_public=True)["paths"]
+    assert keyed["/v1/models"]["get"]["security"] == [{"apiKey": []}] and "401" in keyed["/v1/models"]["get"]["responses"]
+    for path in ("/health", "/metrics"):
+        assert "security" not in keyed[path]["get"] and "401" not in keyed[path]["get"]["responses"]
+    upload = keyed["/v1/audio/transcriptions"]["post"]["responses"]
+    assert sorted(upload) == ["200", "400", "401", "404", "405", "413", "415", "503", "504"]
+    assert set(upload["200"]["content"]) == {"application/json", "text/plain", "text/vtt", "text/event-stream"}
+    assert "Allow" in upload["405"]["headers"] and "Retry-After" in upload["503"]["headers"]

@@ -33,6 +33,8 @@ ADMITTED = {
 
 
 def create_app(settings: Settings, engine: EngineLike | None = None) -> FastAPI:
+    """The service's ASGI app. Without ``engine`` it builds the real one from ``settings``; a given engine
+    is served as it is, its ``stats`` wired to this app's metrics. The lifespan starts and stops it."""
     metrics = Metrics()
     stats = EngineStats(
         on_audio_seconds=metrics.audio_seconds.inc,
@@ -77,27 +79,37 @@ def create_app(settings: Settings, engine: EngineLike | None = None) -> FastAPI:
         area_router = area.router(ctx)
         routes += area_router.routes
         app.include_router(area_router)
-    app.openapi = lambda: _openapi(app)
-
     open_paths = set(OPEN_PATHS)
     if settings.metrics_public:
         open_paths.add("/metrics")
+    keys = settings.api_keys()
+    app.openapi = lambda: _openapi(app, open_paths if keys else None)
+
     app.add_middleware(AdmissionMiddleware, engine=engine, content_types=ADMITTED)
-    app.add_middleware(AuthMiddleware, keys=settings.api_keys(), open_paths=open_paths)
+    app.add_middleware(AuthMiddleware, keys=keys, open_paths=open_paths)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes + 1024 * 1024,
                        limit_mb=settings.max_upload_mb)
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=routes)
     return app
 
 
-def _openapi(app: FastAPI) -> dict:
-    """FastAPI's document without its 422 responses: a validation failure is answered 400 in OpenAI's
-    shape (web.errors), and each route declares its 400."""
+def _openapi(app: FastAPI, open_paths: set[str] | None) -> dict:
+    """FastAPI's document without its 422 responses (a validation failure is answered 400 in OpenAI's
+    shape, web.errors, and each route declares its 400) and, when API keys are configured (open_paths
+    given), with the Bearer scheme on every route but the open ones; 401 only where it can happen."""
     if app.openapi_schema is None:
         doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        for path in doc["paths"].values():
-            for operation in path.values():
+        for path, item in doc["paths"].items():
+            for operation in item.values():
                 operation.get("responses", {}).pop("422", None)
+                if open_paths is not None and path not in open_paths:
+                    operation["security"] = [{"apiKey": []}]
+                else:  # no keys, or an open route: never 401
+                    operation.get("responses", {}).pop("401", None)
+        if open_paths is not None:
+            doc.setdefault("components", {})["securitySchemes"] = {"apiKey": {
+                "type": "http", "scheme": "bearer",
+                "description": "one of WHISPER_API_KEYS / WHISPER_API_KEYS_FILE"}}
         for name in ("HTTPValidationError", "ValidationError"):
             doc.get("components", {}).get("schemas", {}).pop(name, None)
         app.openapi_schema = doc

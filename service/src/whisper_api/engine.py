@@ -267,6 +267,21 @@ def probe_cuda(settings: Settings, nvml: gpu.Nvml | None = None) -> CudaProbe:
                      cpu_compute_types=cpu_types, error=error, gpu_name=name)
 
 
+# Inference threads run this much nicer than the rest of the process: when every core decodes, the
+# event loop (/health, refusals) still gets a core as soon as it wakes. Linux niceness is per thread
+# and threads inherit it, so the loader thread sets it for itself and everything it starts: the
+# workers and CTranslate2's own threads. Alone on its machine, inference loses nothing by it.
+INFERENCE_NICE = 5
+
+
+def _yield_cpu_to_http() -> None:
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + INFERENCE_NICE))
+    except (AttributeError, OSError) as exc:  # not Linux, or a sandbox that forbids it: keep the priority
+        log.debug("inference threads keep the process priority: %s", exc)
+
+
 class Engine:
     def __init__(self, settings: Settings, stats: EngineStats | None = None) -> None:
         self.settings = settings
@@ -327,6 +342,7 @@ class Engine:
     def _load_then_serve(self) -> None:
         from faster_whisper import BatchedInferencePipeline, WhisperModel
 
+        _yield_cpu_to_http()
         s = self.settings
         started = time.monotonic()
         try:

@@ -91,7 +91,8 @@ def router(ctx: Context) -> APIRouter:
     async def transcriptions(
         file: Annotated[UploadFile, File(description="Audio: wav, mp3, m4a, flac, ogg, webm, ...")],
         model: Annotated[str | None, Form(json_schema_extra=OPTIONAL)] = None,
-        language: Annotated[str | None, Form(description="ISO-639-1 code or English name; empty: detect", json_schema_extra=OPTIONAL)] = None,
+        language: Annotated[str | None, Form(description="ISO-639-1 code or English name; empty: detect",
+                                             json_schema_extra=OPTIONAL)] = None,
         prompt: Annotated[str | None, Form(json_schema_extra=OPTIONAL)] = None,
         response_format: Annotated[str, Form(json_schema_extra=FORMATS_DOC)] = "json",
         temperature: Annotated[float, Form(json_schema_extra=TEMPERATURE_DOC)] = 0.0,

@@ -363,7 +363,7 @@ def test_whisper_api_key_command():
     cmd = readme_command(README, "python3 -c ", kind="inline")
     assert cmd == readme_command(HOMELAB_README, "python3 -c ", kind="inline")
     keys = set()
-    for _ in range(2):
+    for _attempt in range(2):
         res = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, check=True)
         key = res.stdout.strip()
         assert re.fullmatch(r"[A-Za-z0-9_-]{43}", key), key

@@ -69,6 +69,7 @@ COVERAGE = [
     (README, r"make help", "tests/unit/test_make_help.py::test_every_public_target_is_listed_with_a_description"),
     (README, r"make test-(vfio|demo)", f"{STATIC}::test_the_demo_module_is_run_by_make_test"),
     (README, r"make test-(lab-vm|vfio-sdboot)", "tests/unit/test_make_help.py::test_make_test_runs_every_test_target"),
+    (README, r"make test-readme", f"{STATIC}::test_the_demo_module_is_run_by_make_test"),
     (HOMELAB_README, r"cp -r inventories/homelab inventories/mylab", f"{INSTALL}::test_vault_rekey_and_edit_on_the_copy"),
     (HOMELAB_README, r"ansible-vault (rekey|edit)( inventories/mylab/group_vars/all/vault\.yml)?",
      f"{INSTALL}::test_vault_rekey_and_edit_on_the_copy"),
@@ -137,6 +138,10 @@ def test_the_demo_module_is_run_by_make_test():
     assert "test-readme" in targets.group(1).split(), "test-readme is not in make test's TEST_TARGETS"
     assert "test-vfio" in targets.group(1).split(), "test-vfio is not in make test's TEST_TARGETS"
     assert DEMO in (REPO / "mk" / "demo.mk").read_text(encoding="utf-8")
+    # make test-readme runs this module, the install routes and the VM template's check
+    readme_mk = (REPO / "mk" / "readme.mk").read_text(encoding="utf-8")
+    for module in (STATIC, INSTALL, "tests/readme/test_vm_template.py"):
+        assert module in readme_mk, f"make test-readme does not run {module}"
 
 
 def test_make_test_is_what_ci_runs():

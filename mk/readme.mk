@@ -6,6 +6,6 @@
 .PHONY: test-readme
 
 test-readme: setup service-venv ## every README command accounted for; the ones that need no lab run here
-	$(BIN)/pytest -q -p no:cacheprovider -rA tests/readme/test_readme_static.py tests/readme/test_readme_privileges.py
+	$(BIN)/pytest -q -p no:cacheprovider -rA tests/readme/test_readme_static.py tests/readme/test_readme_privileges.py tests/readme/test_vm_template.py tests/readme/test_install.py
 
 TEST_TARGETS += test-readme

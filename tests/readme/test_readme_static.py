@@ -54,6 +54,8 @@ COVERAGE = [
     (README, r"make help", "tests/unit/test_make_help.py::test_every_public_target_is_listed_with_a_description"),
     (README, r"make test-(vfio|demo)", f"{STATIC}::test_the_demo_module_is_run_by_make_test"),
     (README, r"make test-(lab-vm|vfio-sdboot)", "tests/unit/test_make_help.py::test_make_test_runs_every_test_target"),
+    (README, r"ansible-playbook playbooks/fetch_model\.yml -e whisper_api_model=\S+",
+     "tests/readme/test_readme_fetch_model.py::test_readme_fetch_model_command"),
     (HOMELAB_README, r"ansible-vault create inventories/homelab/group_vars/all/vault\.yml",
      f"{STATIC}::test_vault_create_then_site_loads"),
     (HOMELAB_README, r"ansible-playbook -i inventories/homelab --ask-vault-pass playbooks/site\.yml",

@@ -80,6 +80,8 @@ COVERAGE = [
     (HOMELAB_README, r"python3 -c 'import secrets; print\(secrets\.token_urlsafe\(32\)\)'",
      f"{INSTALL}::test_whisper_api_key_command"),
     (HOMELAB_README, r"lspci -nnD", f"{DEMO}::test_lspci_on_the_node_shows_the_gpu_address"),
+    (README, r"ansible-playbook playbooks/fetch_model\.yml -e whisper_api_model=\S+",
+     "tests/readme/test_readme_fetch_model.py::test_readme_fetch_model_command"),
     (HOMELAB_README, r"-e proxmox_vfio_reboot_ok=true", f"{STATIC}::test_homelab_reboot_consent_is_a_role_variable"),
     (HOMELAB_README, r"--check", f"{INSTALL}::test_mylab_site_command_loads"),
 ]

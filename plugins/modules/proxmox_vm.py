@@ -63,6 +63,15 @@ options:
       - Keys set only when the VM does not have them yet (disk allocations, NICs).
     type: dict
     default: {}
+  disk_sizes:
+    description:
+      - Minimum size in GiB of the VM's disks, by key (for example C(scsi0) V(32)). A smaller disk is grown
+        (C(PUT .../resize)) after the VM is created or cloned, and on later runs; a larger one is left as it
+        is (PVE cannot shrink disks). A clone keeps its template's disk size and an imported cloud image
+        has the image's size (2-3 GiB), so this is what gives the VM room for the driver and the model.
+      - A key the VM does not have is an error that names the VM's disks.
+    type: dict
+    default: {}
   state:
     description:
       - V(present) ensures the VM and its configuration; V(started) also starts it; V(stopped) stops it.
@@ -155,9 +164,12 @@ from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_client
     is_digest_conflict,
 )
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_qemu import (
+    DISK_KEY_RE,
     QemuVms,
     config_changes,
     config_value,
+    disk_size_bytes,
+    disk_storage,
 )
 
 
@@ -211,6 +223,7 @@ class ProxmoxVmManager(object):
         if not (self.created and self.check_mode):
             self.running = self.vms.status(self.vmid).get("status") == "running"
         self._converge_config()
+        self._grow_disks()
         self.status = "running" if self.running else "stopped"
 
     def absent(self):
@@ -266,9 +279,54 @@ class ProxmoxVmManager(object):
                                    "the cloud-init template (qm list)" % (clone, self.node))
         return source
 
+    def _check_storages(self):
+        """Every storage a new VM's disks go to holds VM disks on this node (and the token may use it);
+        else stop before anything is created, naming the node's storages for VM disks."""
+        p = self.params
+        wanted = set(disk_storage(str(v)) for k, v in list(p["initial_config"].items()) + list(p["config"].items())
+                     if v is not None and DISK_KEY_RE.match(k) and not str(v).startswith("none")
+                     # an ISO in a CD-ROM slot is read from its storage, not allocated there
+                     and ("media=cdrom" not in str(v) or ":cloudinit" in str(v)))
+        if p["clone"] and p["full_clone"] and p["clone_storage"]:
+            wanted.add(p["clone_storage"])
+        wanted.discard(None)
+        if not wanted:
+            return
+        have = self.vms.disk_storages()
+        missing = sorted(wanted - set(have))
+        if missing:
+            raise ValueError(
+                "storage %s: not on node %s, not holding VM disks (content images), or not usable by this token; "
+                "storages for VM disks there that this token may use: %s. Check the name (pvesm status on the node: "
+                "local-lvm on an ext4/xfs install, local-zfs on a ZFS install) and the token's "
+                "Datastore.AllocateSpace on /storage/<name>" % (
+                    ", ".join(repr(m) for m in missing), self.node, ", ".join(have) or "none"))
+
+    def _grow_disks(self):
+        """Grow each disk of disk_sizes that is smaller than wanted (never shrinks)."""
+        for key, gib in sorted(self.params["disk_sizes"].items()):
+            gib = int(gib)
+            if self.created and self.check_mode:
+                self.actions.append("grow %s to %dG if smaller" % (key, gib))
+                continue
+            value = self.current.get(key)
+            if value is None:
+                disks = sorted(k for k in self.current if DISK_KEY_RE.match(k) and "media=cdrom" not in str(self.current[k]))
+                raise ValueError("VM %s (%s) has no disk %s to grow to %dG; its disks: %s" % (
+                    self.name, self.vmid, key, gib, ", ".join(disks) or "none"))
+            size = disk_size_bytes(str(value))
+            if size is not None and size >= gib * 1024 ** 3:
+                continue
+            self.actions.append("grew %s to %dG" % (key, gib))
+            if self.check_mode:
+                continue
+            self.vms.resize(self.vmid, key, gib, digest=self.current.get("digest"))
+            self.current = self.vms.config(self.vmid)
+
     def _create(self):
         p = self.params
         self.created = True
+        self._check_storages()
         source = None
         if p["clone"]:
             source = self._clone_source()
@@ -349,6 +407,7 @@ def argument_spec():
         clone_storage=dict(type="str"),
         config=dict(type="dict", default={}),
         initial_config=dict(type="dict", default={}),
+        disk_sizes=dict(type="dict", default={}),
         state=dict(type="str", choices=["present", "started", "stopped", "absent"], default="present"),
     )
     return spec

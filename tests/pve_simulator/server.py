@@ -87,6 +87,12 @@ def _sha1(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+def _size_bytes(text: str) -> int:
+    """A drive's size= (PVE's disk size: K/M/G/T suffix, plain bytes without)."""
+    found = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT])?", text)
+    return int(float(found.group(1)) * 1024 ** (" KMGT".index(found.group(2) or " "))) if found else 0
+
+
 def parse_kv(value: str, default_key: str) -> dict[str, str]:
     """Split a property string into an ordered dict (first bare item -> default_key)."""
     res: dict[str, str] = {}
@@ -835,6 +841,49 @@ class Handler(BaseHTTPRequestHandler):
         vm = self._vm(params["node"], params["vmid"])
         vm["status"] = "stopped"
         return self.sim.new_task(params["node"], "qmstop", str(params["vmid"]), user)
+
+    def h_put_nodes_node_qemu_vmid_resize(self, params: dict[str, Any], user: str) -> Any:
+        """qemu-server resize_vm (the schema checked VM.Config.Disk on /vms/{vmid}): the disk must exist
+        and hold a volume, Datastore.AllocateSpace on its storage, never smaller; a worker task."""
+        node, vmid, disk = params["node"], params["vmid"], params["disk"]
+        vm = self._vm(node, vmid)
+        if params.get("digest") and params["digest"] != self.sim.vm_digest(vmid):
+            raise _die("checksum mismatch (file change by other user?)")
+        if disk not in vm["config"]:
+            raise _die(f"disk '{disk}' does not exist")
+        kv = parse_kv(str(vm["config"][disk]), "file")
+        if kv.get("media") == "cdrom":
+            raise _die("you can't resize a cdrom")
+        storeid = kv["file"].partition(":")[0]
+        self.sim.access.check(user, f"/storage/{storeid}", ["Datastore.AllocateSpace"])
+        size = _size_bytes(kv.get("size", "0"))
+        found = re.fullmatch(r"(\+)?(\d+(?:\.\d+)?)([KMGT])?", params["size"])
+        newsize = float(found.group(2)) * 1024 ** (" KMGT".index(found.group(3) or " "))
+        newsize = int(newsize + (size if found.group(1) else 0))
+        if newsize < size:
+            raise _die("shrinking disks is not supported")
+        if newsize != size:
+            kv["size"] = f"{newsize // 1024 ** 3}G" if newsize % 1024 ** 3 == 0 else str(newsize)
+            vm["config"][disk] = ",".join([kv.pop("file")] + [f"{k}={v}" for k, v in kv.items()])
+        return self.sim.new_task(node, "resize", str(vmid), user)
+
+    def h_get_nodes_node_storage(self, params: dict[str, Any], user: str) -> Any:
+        """pvesm's list: only storages the caller has Datastore.Audit or Datastore.AllocateSpace on."""
+        wanted = [c for c in re.split(r"[,; ]+", params.get("content", "")) if c]
+        out = []
+        for sid, spec in sorted(self.sim.nodes[params["node"]]["storage"].items()):
+            content = spec.get("content", [])
+            if wanted and not set(wanted) & set(content):
+                continue
+            if params.get("storage") and params["storage"] != sid:
+                continue
+            if not self.sim.access.check_any(user, f"/storage/{sid}", ["Datastore.Audit", "Datastore.AllocateSpace"],
+                                             noerr=True):
+                continue
+            out.append({"storage": sid, "type": spec.get("type", "dir"), "content": ",".join(sorted(content)),
+                        "active": 1, "enabled": 1, "shared": 0,
+                        "total": 500 * 1024 ** 3, "used": 100 * 1024 ** 3, "avail": 400 * 1024 ** 3})
+        return out
 
     def h_delete_nodes_node_qemu_vmid(self, params: dict[str, Any], user: str) -> Any:
         """qemu-server's destroy_vm: dies on a running VM before any change (its "early tests"), else a

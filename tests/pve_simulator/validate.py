@@ -104,6 +104,12 @@ def _check_named_format(fmt: str, value: str) -> str | None:
     if fmt in ("pve-storage-id",):
         ok = re.match(r"^[a-z][a-z0-9\-_.]*[a-z0-9]$", value, re.I)
         return None if ok else f"storage ID '{value}' contains illegal characters"
+    if fmt == "pve-storage-content-list":
+        # pve-storage verify_content: the dir plugin's types (which include all others) and 'import'
+        for item in [x for x in re.split(r"[,;\s]+", value) if x]:
+            if item not in ("images", "rootdir", "vztmpl", "iso", "backup", "snippets", "none", "import"):
+                return f"invalid content type '{item}'"
+        return None
     if fmt == "dns-name":
         ok = re.match(rf"^(?:{_DNS_LABEL}\.)*{_DNS_LABEL}$", value)
         return None if ok else "value does not look like a valid DNS name"

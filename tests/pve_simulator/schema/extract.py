@@ -31,6 +31,8 @@ PATHS = [
     "/nodes/{node}/qemu/{vmid}/status/current",
     "/nodes/{node}/qemu/{vmid}/status/start",
     "/nodes/{node}/qemu/{vmid}/status/stop",
+    "/nodes/{node}/qemu/{vmid}/resize",
+    "/nodes/{node}/storage",
     "/nodes/{node}/tasks/{upid}/status",
     "/access/users",
     "/access/users/{userid}",

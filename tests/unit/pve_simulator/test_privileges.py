@@ -89,6 +89,8 @@ NOT_NEEDED = {
     ("POST", "/nodes/{node}/qemu", "VM.Backup"): "only for a restore (option 'archive'), never sent",
     ("GET", "/nodes/{node}/tasks/{upid}/status", "Sys.Audit"): "the token owns the tasks it starts",
     ("GET", "/cluster/mapping/pci", "Mapping.Audit"): "any of Mapping.Modify/Use/Audit lists a mapping",
+    ("GET", "/nodes/{node}/storage", "Datastore.Audit"):
+        "either of Datastore.Audit/AllocateSpace lists a storage; AllocateSpace is granted on the VM's storage",
 }
 
 
@@ -179,6 +181,13 @@ def _clone_bare_template(sim, client):
     _clone_vm(sim, client, template="bare-cloud")
 
 
+def _grow_disk(sim, client):
+    """The VM exists (cloned by root, the template's 3G disk); the role's disk size grows its scsi0."""
+    root = root_client(sim)
+    root.wait_task(root.post(["nodes", "pve", "qemu", 9000, "clone"], newid=150, name="whisper-gpu", full=1))
+    vm_manager(sim, client, disk_sizes={"scsi0": 32}).present()
+
+
 def _map_gpu(sim, client):
     PciMappingStore(client).create("gpu", [ENTRY], "GPU")
 
@@ -207,8 +216,9 @@ CASES = {
     ("/vms", "VM.Config.Options"): (_create_vm, "Permission check failed (/vms/150, VM.Config.Options)"),
     ("/vms", "VM.PowerMgmt"): (lambda s, c: _create_vm(s, c, state="started"),
                                "Permission check failed (/vms/150, VM.PowerMgmt)"),
+    # (a new VM's disks: proxmox_vm stops before the create, see the test below)
     ("/storage/{storage}", "Datastore.AllocateSpace"): (
-        _create_vm, "Permission check failed (/storage/local-lvm, Datastore.AllocateSpace)"),
+        _grow_disk, "Permission check failed (/storage/local-lvm, Datastore.AllocateSpace)"),
     ("/sdn/zones/localnetwork/{bridge}", "SDN.Use"): (
         _create_vm, "Permission check failed (/sdn/zones/localnetwork/vmbr0, SDN.Use)"),
 }
@@ -250,3 +260,25 @@ def test_without_the_privilege_the_call_that_needs_it_is_refused(tmp_path, path,
 def test_the_paths_are_filled_from_the_roles_variables():
     assert fill_path("/storage/{storage}", VALUES) == "/storage/local-lvm"
     assert fill_path("/sdn/zones/localnetwork/{bridge}", VALUES) == "/sdn/zones/localnetwork/vmbr0"
+
+
+def test_without_datastore_allocatespace_a_new_vm_stops_before_its_create(tmp_path):
+    """Storages the token may not allocate on are not in GET /nodes/{node}/storage: proxmox_vm names the
+    storage, the node's usable ones and the privilege before any create (nothing half-made)."""
+    grants = copy.deepcopy(GRANTS)
+    for grant in grants:
+        if grant["path"] == "/storage/{storage}":
+            grant["privileges"].remove("Datastore.AllocateSpace")
+    grants = [g for g in grants if g["privileges"]]
+    sim = Simulator(str(tmp_path / "simulated-pve"), grants=grants).start()
+    try:
+        client = PveClient(host="127.0.0.1", port=sim.port, token_id=sim.token_id, token_secret=sim.token_secret,
+                           ca_path=sim.ca_path, poll_interval=0.05)
+        PciMappingStore(root_client(sim)).create("gpu", [ENTRY], "GPU")
+        with pytest.raises(ValueError) as info:
+            _create_vm(sim, client)
+        assert "storage 'local-lvm': not on node pve" in str(info.value)
+        assert "Datastore.AllocateSpace on /storage/<name>" in str(info.value)
+        assert [v["vmid"] for v in root_client(sim).get(["nodes", "pve", "qemu"])] == [9000]
+    finally:
+        sim.stop()

@@ -53,7 +53,6 @@ def test_the_command_names_each_wanted_argument():
     ("root=ZFS=rpool/ROOT/pve-1 boot=zfs intel_iommu=on iommu=pt,off", False),  # iommu=pt is not a token here
     ("root=ZFS=rpool/ROOT/pve-1 boot=zfs intel_iommu=onx iommu=pt", False),
 ])
-
 def test_the_command_passes_only_on_the_wanted_command_line(cmdline, passes, tmp_path):
     assert (run(rendered_command(ARGS), cmdline, tmp_path) == 0) is passes
 

@@ -30,7 +30,7 @@ start)
 import json, os, secrets, sys
 repo, state = sys.argv[1], sys.argv[2]
 sys.path.insert(0, os.path.join(repo, "tests", "pve_simulator"))
-from runner import make_certs  # noqa: E402
+from runner import access_config, make_certs, placeholder_values  # noqa: E402
 ca, cert, key = make_certs(state)
 token_id = "automation@pve!ansible"
 secret_file = os.path.join(state, "token.secret")
@@ -38,8 +38,10 @@ if not os.path.exists(secret_file):
     with open(os.open(secret_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as fh:
         fh.write(secrets.token_hex(16))
 secret = open(secret_file).read().strip()
-with open(os.open(os.path.join(state, "tokens.json"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
-    json.dump({token_id: {"secret": secret, "privs": ["*"]}}, fh)
+# the token has exactly what the README tells users to grant (_proxmox_api_access_grants), with
+# privilege separation, for node lab-pve and the roles' default storage and bridge
+with open(os.open(os.path.join(state, "access.json"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+    json.dump(access_config(token_id, secret, secrets.token_hex(16), values=placeholder_values("lab-pve")), fh)
 fixture = {
     "_comment": "make demo: simulated PVE node lab-pve = the lab VM; its /hardware/pci is read live over SSH",
     "version": {"version": "9.1.1", "release": "9.1", "repoid": "simulated"},
@@ -54,7 +56,7 @@ with open(os.path.join(state, "fixture.json"), "w") as fh:
 PYEOF
     rm -f "$STATE/port"
     setsid "$PY" "$REPO/tests/pve_simulator/server.py" --cert "$STATE/server.pem" --key "$STATE/server.key" \
-        --tokens "$STATE/tokens.json" --fixture "$STATE/fixture.json" --ready-file "$STATE/port" \
+        --access "$STATE/access.json" --fixture "$STATE/fixture.json" --ready-file "$STATE/port" \
         --log-file "$STATE/simulated-pve.log" </dev/null >>"$STATE/simulated-pve.out" 2>&1 &
     echo $! >"$pidfile"
     for _ in $(seq 100); do [ -s "$STATE/port" ] && break; sleep 0.1; done

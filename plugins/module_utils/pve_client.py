@@ -286,9 +286,18 @@ def builtin_role_for(privilege):
     return None
 
 
+# where the README lists every path and privilege the collection needs (roles/proxmox_api_access/vars/main.yml)
+PRIVILEGES_SECTION = 'the README section "Proxmox API token and privileges" lists every path and privilege it needs'
+
+
 def permission_advice(reason, token_id):
     """How to grant what PVE's 403 ``reason`` ("Permission check failed (PATH, PRIV)") names: a sentence
-    with a pveum command that PVE accepts (built-in role names, the token's user and the token)."""
+    with a pveum command that PVE accepts (built-in role names, the token's user and the token), and
+    where the README lists all the privileges the collection needs."""
+    return "%s; %s." % (_permission_advice(reason, token_id), PRIVILEGES_SECTION)
+
+
+def _permission_advice(reason, token_id):
     user = str(token_id).split("!", 1)[0]
     grantees = "--users %s --tokens '%s'" % (user, token_id)
     match = _PERMISSION_RE.search(reason or "")

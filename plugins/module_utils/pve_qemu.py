@@ -16,9 +16,11 @@ from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_client
 # ---- configuration values (pure) ---------------------------------------------------------------
 _NET_MODELS = frozenset(("e1000", "e1000-82540em", "e1000-82544gc", "e1000-82545em", "e1000e", "i82551",
                          "i82557b", "i82559er", "ne2k_isa", "ne2k_pci", "pcnet", "rtl8139", "virtio", "vmxnet3"))
+# Drive keys of a QEMU VM config (disks, EFI/TPM state, CD-ROM slots).
+DISK_KEY_RE = re.compile(r"^(?:efidisk0|tpmstate0|(?:ide|sata|scsi|virtio)\d+)$")
 _DEFAULT_KEYS = (
     (re.compile(r"^hostpci\d+$"), "host"), (re.compile(r"^cpu$"), "cputype"), (re.compile(r"^memory$"), "current"),
-    (re.compile(r"^machine$"), "type"), (re.compile(r"^(?:efidisk0|tpmstate0|(?:ide|sata|scsi|virtio)\d+)$"), "file"),
+    (re.compile(r"^machine$"), "type"), (DISK_KEY_RE, "file"),
     (re.compile(r"^agent$"), "enabled"), (re.compile(r"^vga$"), "type"), (re.compile(r"^boot$"), "legacy"),
     (re.compile(r"^net\d+$"), "model"),
 )
@@ -94,6 +96,25 @@ def config_changes(current, config, initial_config=None):
     return to_set, to_delete
 
 
+_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)([KMGT]?)$")
+
+
+def disk_size_bytes(value):
+    """Bytes of a drive value's ``size=`` (PVE writes it with a K/M/G/T suffix, plain bytes without),
+    or None when the value has no size."""
+    size = parse_config_value("scsi0", value).get("size")
+    found = _SIZE_RE.match(size or "")
+    if not found:
+        return None
+    return int(float(found.group(1)) * 1024 ** " KMGT".index(found.group(2) or " "))
+
+
+def disk_storage(value):
+    """The storage id of a drive value (``local-lvm:vm-100-disk-0,size=8G`` -> ``local-lvm``), or None."""
+    volume = parse_config_value("scsi0", value).get("file", "")
+    return volume.split(":", 1)[0] if ":" in volume and not volume.startswith("/") else None
+
+
 # ---- VMs on one node (API calls) ---------------------------------------------------------------
 class QemuVms(object):
     """VM lookups and actions on one node (thin over the API; every write waits for its task)."""
@@ -147,3 +168,18 @@ class QemuVms(object):
     def stop(self, vmid):
         upid = self.client.post(["nodes", self.node, "qemu", vmid, "status", "stop"])
         return self.client.wait_task(upid, what="stopping VM %s" % vmid)
+
+    def destroy(self, vmid):
+        """Remove a stopped VM with its disks (also unreferenced ones) and its jobs/HA entries."""
+        upid = self.client.delete(["nodes", self.node, "qemu", vmid], purge=1, **{"destroy-unreferenced-disks": 1})
+        return self.client.wait_task(upid, what="destroying VM %s" % vmid)
+
+    def resize(self, vmid, disk, size_gib, digest=None):
+        """Grow ``disk`` to ``size_gib`` GiB (PVE refuses to shrink); waits for the task."""
+        upid = self.client.put(["nodes", self.node, "qemu", vmid, "resize"], disk=disk, size="%dG" % size_gib,
+                               digest=digest)
+        return self.client.wait_task(upid, what="resizing %s of VM %s" % (disk, vmid))
+
+    def disk_storages(self):
+        """Ids of the node's storages that hold VM disks (content images) and that the caller may see."""
+        return sorted(s["storage"] for s in self.client.get(["nodes", self.node, "storage"], content="images"))

@@ -63,11 +63,23 @@ options:
       - Keys set only when the VM does not have them yet (disk allocations, NICs).
     type: dict
     default: {}
+  disk_sizes:
+    description:
+      - Minimum size in GiB of the VM's disks, by key (for example C(scsi0) V(32)). A smaller disk is grown
+        (C(PUT .../resize)) after the VM is created or cloned, and on later runs; a larger one is left as it
+        is (PVE cannot shrink disks). A clone keeps its template's disk size and an imported cloud image
+        has the image's size (2-3 GiB), so this is what gives the VM room for the driver and the model.
+      - A key the VM does not have is an error that names the VM's disks.
+    type: dict
+    default: {}
   state:
     description:
       - V(present) ensures the VM and its configuration; V(started) also starts it; V(stopped) stops it.
+      - V(absent) stops the VM when it runs and destroys it with its disks (C(DELETE /nodes/{node}/qemu/{vmid})
+        with C(purge) and C(destroy-unreferenced-disks)); O(config), O(initial_config) and O(clone) are not
+        used. A template is never destroyed (the module refuses), nor a VM whose C(name) is not O(name).
     type: str
-    choices: [present, started, stopped]
+    choices: [present, started, stopped, absent]
     default: present
 extends_documentation_fragment:
   - homelab.gpu_passthrough.proxmox
@@ -75,7 +87,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Reads the VM and reports what would change; creates, clones, writes and starts nothing.
+    description: Reads the VM and reports what would change; creates, clones, writes, starts and destroys nothing.
   diff_mode:
     support: full
     description: Shows the configuration keys before and after.
@@ -129,7 +141,7 @@ config:
   returned: always
   type: dict
 status:
-  description: Power state after the run (V(running), V(stopped)).
+  description: Power state after the run (V(running), V(stopped)), or V(absent) with O(state=absent).
   returned: always
   type: str
 pending_restart:
@@ -152,9 +164,12 @@ from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_client
     is_digest_conflict,
 )
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_qemu import (
+    DISK_KEY_RE,
     QemuVms,
     config_changes,
     config_value,
+    disk_size_bytes,
+    disk_storage,
 )
 
 
@@ -208,7 +223,36 @@ class ProxmoxVmManager(object):
         if not (self.created and self.check_mode):
             self.running = self.vms.status(self.vmid).get("status") == "running"
         self._converge_config()
+        self._grow_disks()
         self.status = "running" if self.running else "stopped"
+
+    def absent(self):
+        """The VM does not exist: stopped first when it runs, then destroyed with its disks. Refuses a
+        template and a VM found by vmid whose name is not :attr:`name` (never someone else's VM)."""
+        p = self.params
+        self.client.require_node(self.node)
+        found = self.vms.find(vmid=p["vmid"], name=None if p["vmid"] else self.name)
+        self.status = "absent"
+        if found is None:
+            self.vmid = p["vmid"]
+            return
+        self.vmid = int(found["vmid"])
+        self.current = self.vms.config(self.vmid)
+        self.before = dict(self.current)
+        if str(self.current.get("template", "0")) == "1":
+            raise ValueError("refusing to destroy VM %s (%s) on %s: it is a template; remove it by hand (qm destroy %s) "
+                             "if that is really meant" % (self.vmid, self.name, self.node, self.vmid))
+        if self.current.get("name") != self.name:
+            raise ValueError("refusing to destroy VM %s on %s: it is named %r, not %r; check vmid and name"
+                             % (self.vmid, self.node, self.current.get("name"), self.name))
+        if self.vms.status(self.vmid).get("status") == "running":
+            self.actions.append("stopped")
+            if not self.check_mode:
+                self.vms.stop(self.vmid)
+        self.actions.append("destroyed")
+        if not self.check_mode:
+            self.vms.destroy(self.vmid)
+        self.current = {}
 
     def started(self):
         """After :meth:`present`: the VM runs (waits for the start task)."""
@@ -235,9 +279,54 @@ class ProxmoxVmManager(object):
                                    "the cloud-init template (qm list)" % (clone, self.node))
         return source
 
+    def _check_storages(self):
+        """Every storage a new VM's disks go to holds VM disks on this node (and the token may use it);
+        else stop before anything is created, naming the node's storages for VM disks."""
+        p = self.params
+        wanted = set(disk_storage(str(v)) for k, v in list(p["initial_config"].items()) + list(p["config"].items())
+                     if v is not None and DISK_KEY_RE.match(k) and not str(v).startswith("none")
+                     # an ISO in a CD-ROM slot is read from its storage, not allocated there
+                     and ("media=cdrom" not in str(v) or ":cloudinit" in str(v)))
+        if p["clone"] and p["full_clone"] and p["clone_storage"]:
+            wanted.add(p["clone_storage"])
+        wanted.discard(None)
+        if not wanted:
+            return
+        have = self.vms.disk_storages()
+        missing = sorted(wanted - set(have))
+        if missing:
+            raise ValueError(
+                "storage %s: not on node %s, not holding VM disks (content images), or not usable by this token; "
+                "storages for VM disks there that this token may use: %s. Check the name (pvesm status on the node: "
+                "local-lvm on an ext4/xfs install, local-zfs on a ZFS install) and the token's "
+                "Datastore.AllocateSpace on /storage/<name>" % (
+                    ", ".join(repr(m) for m in missing), self.node, ", ".join(have) or "none"))
+
+    def _grow_disks(self):
+        """Grow each disk of disk_sizes that is smaller than wanted (never shrinks)."""
+        for key, gib in sorted(self.params["disk_sizes"].items()):
+            gib = int(gib)
+            if self.created and self.check_mode:
+                self.actions.append("grow %s to %dG if smaller" % (key, gib))
+                continue
+            value = self.current.get(key)
+            if value is None:
+                disks = sorted(k for k in self.current if DISK_KEY_RE.match(k) and "media=cdrom" not in str(self.current[k]))
+                raise ValueError("VM %s (%s) has no disk %s to grow to %dG; its disks: %s" % (
+                    self.name, self.vmid, key, gib, ", ".join(disks) or "none"))
+            size = disk_size_bytes(str(value))
+            if size is not None and size >= gib * 1024 ** 3:
+                continue
+            self.actions.append("grew %s to %dG" % (key, gib))
+            if self.check_mode:
+                continue
+            self.vms.resize(self.vmid, key, gib, digest=self.current.get("digest"))
+            self.current = self.vms.config(self.vmid)
+
     def _create(self):
         p = self.params
         self.created = True
+        self._check_storages()
         source = None
         if p["clone"]:
             source = self._clone_source()
@@ -318,7 +407,8 @@ def argument_spec():
         clone_storage=dict(type="str"),
         config=dict(type="dict", default={}),
         initial_config=dict(type="dict", default={}),
-        state=dict(type="str", choices=["present", "started", "stopped"], default="present"),
+        disk_sizes=dict(type="dict", default={}),
+        state=dict(type="str", choices=["present", "started", "stopped", "absent"], default="present"),
     )
     return spec
 
@@ -328,6 +418,9 @@ def main():
     manager = None
     try:
         manager = ProxmoxVmManager(module, client_from_params(module.params))
+        if module.params["state"] == "absent":
+            manager.absent()
+            module.exit_json(**manager.results)
         manager.present()
         if module.params["state"] == "started":
             manager.started()

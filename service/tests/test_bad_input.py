@@ -191,3 +191,64 @@ def test_url_size_limit(limited_server, files_127_2):
         r = c.post("/transcribe/url", json={"url": files_127_2.url + "/big.bin"})
         assert c.get("/health").status_code == 200
     _assert_error(r, 413, "larger than the limit of 1 MB", "url")
+
+
+def _requests_total(client, status: str) -> float:
+    key = f'whisper_api_requests_total{{method="POST",route="/v1/audio/transcriptions",status="{status}"}} '
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(key):
+            return float(line[len(key):])
+    return 0.0
+
+
+def test_overload_refuses_with_retry_after_and_loses_nothing(limited_server):
+    """Overload: 6 clients against 1 worker and no waiting room, each retrying 50 ms after a 503 (far
+    sooner than Retry-After asks). Every refusal is a 503 + Retry-After in OpenAI's shape, /health
+    answers 200 throughout, and every client gets its transcript in the end: the server's own request
+    counters agree with what the clients saw (nothing lost, nothing answered twice)."""
+    import threading
+    import time
+
+    mp3 = encode(jfk_samples(), "mp3")
+    with limited_server.client() as c:
+        before = {s: _requests_total(c, s) for s in ("200", "503")}
+    busy: list[httpx.Response] = []
+    texts: list[str] = []
+    health: list[int] = []
+    stop = threading.Event()
+
+    def one(_index):
+        with limited_server.client() as c:
+            while True:
+                r = c.post("/v1/audio/transcriptions", files={"file": ("jfk.mp3", mp3)})
+                if r.status_code != 503:
+                    return r
+                busy.append(r)
+                time.sleep(0.05)
+
+    def poll():
+        with limited_server.client(timeout=10) as c:
+            while not stop.is_set():
+                health.append(c.get("/health").status_code)
+                time.sleep(0.02)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            results = list(pool.map(one, range(6)))
+    finally:
+        stop.set()
+        poller.join()
+    for r in results:
+        assert r.status_code == 200, r.text
+        texts.append(r.json()["text"])
+    assert all(normalize(t) == normalize(JFK_TEXT) for t in texts)
+    assert busy, "6 clients against one worker and no queue met no 503"
+    for r in busy:
+        assert int(r.headers["retry-after"]) >= 1
+        _assert_error(r, 503, "WHISPER_API_QUEUE_SIZE", code="server_busy")
+    assert health and set(health) == {200}
+    with limited_server.client() as c:
+        after = {s: _requests_total(c, s) for s in ("200", "503")}
+    assert after["200"] - before["200"] == 6 and after["503"] - before["503"] == len(busy), (before, after, len(busy))

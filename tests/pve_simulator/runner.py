@@ -1,12 +1,24 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Start and stop the *simulated* PVE API for a test: a throw-away CA and server certificate
-(generated now, for 127.0.0.1), random token secrets, a process listening on a free loopback port."""
+(generated now, for 127.0.0.1), random token secrets, a process listening on a free loopback port.
+
+Its users, roles, ACLs and tokens (``access_config``), like a node prepared as the README says:
+
+* ``automation@pve!ansible`` (the tests' token): a token with privilege separation of the user
+  automation@pve; user and token have, on each path of ``_proxmox_api_access_grants``
+  (roles/proxmox_api_access/vars/main.yml, placeholders filled with the test values), a role with exactly
+  that entry's privileges - nothing more;
+* ``auditor@pve!readonly``: PVEAuditor on / (user and privilege-separated token);
+* ``root@pam!simulator``: a root token without privilege separation (every privilege), for what a
+  node's root would do (``pveum``, the /access API).
+"""
 from __future__ import annotations
 
 import datetime
 import ipaddress
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -19,6 +31,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+GRANTS_FILE = os.path.join(REPO, "roles", "proxmox_api_access", "vars", "main.yml")
+GPU_VM_DEFAULTS_FILE = os.path.join(REPO, "roles", "proxmox_gpu_vm", "defaults", "main.yml")
+TEST_NODE = "pve"
 # An ed25519 public key generated once with ssh-keygen for the tests (its private half was thrown
 # away). PVE checks every sshkeys line with `ssh-keygen -l`, so the VMs of the tests need a real key.
 TEST_SSH_PUBLIC_KEY_FILE = os.path.join(HERE, "fixtures", "test_ed25519.pub")
@@ -62,6 +78,57 @@ def make_certs(directory: str) -> tuple[str, str, str]:
     return paths
 
 
+def load_grants() -> list[dict]:
+    """``_proxmox_api_access_grants``: the one list of paths and privileges the collection needs."""
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    with open(GRANTS_FILE, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)["_proxmox_api_access_grants"]
+
+
+def placeholder_values(node: str = TEST_NODE) -> dict[str, str]:
+    """The test values of the grants' placeholders: the roles' defaults (storage, bridge) and the node."""
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    with open(GPU_VM_DEFAULTS_FILE, encoding="utf-8") as fh:
+        defaults = yaml.safe_load(fh)
+    return {"node": node, "storage": defaults["proxmox_gpu_vm_storage"], "bridge": defaults["proxmox_gpu_vm_bridge"]}
+
+
+def fill_path(path: str, values: dict[str, str]) -> str:
+    """A grant's path with its placeholders ({node}, {storage}, {bridge}) filled."""
+    return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
+
+
+def grant_role_name(path: str) -> str:
+    """The role the tests' user and token hold on ``path`` (one role per path of the list)."""
+    return "GpuPassthrough" + ("" if path == "/" else path.replace("/", "."))
+
+
+def access_config(token_id: str, token_secret: str, root_secret: str, readonly_token_id: str | None = None,
+                  readonly_secret: str | None = None, grants: list[dict] | None = None,
+                  values: dict[str, str] | None = None) -> dict:
+    """users/roles/acl for server.py --access: the grants for ``token_id`` (privilege separation on),
+    PVEAuditor on / for ``readonly_token_id``, and root@pam!simulator."""
+    grants = load_grants() if grants is None else grants
+    values = placeholder_values() if values is None else values
+    userid, token_name = token_id.split("!", 1)
+    users = {userid: {"tokens": {token_name: {"secret": token_secret, "privsep": 1}}},
+             "root@pam": {"tokens": {"simulator": {"secret": root_secret, "privsep": 0}}}}
+    roles, acl = {}, []
+    for grant in grants:
+        path = fill_path(grant["path"], values)
+        role = grant_role_name(path)
+        roles[role] = sorted(grant["privileges"])
+        acl.append({"path": path, "roles": [role], "users": [userid], "tokens": [token_id], "propagate": 1})
+    if readonly_token_id:
+        ro_user, ro_name = readonly_token_id.split("!", 1)
+        users[ro_user] = {"tokens": {ro_name: {"secret": readonly_secret, "privsep": 1}}}
+        acl.append({"path": "/", "roles": ["PVEAuditor"], "users": [ro_user], "tokens": [readonly_token_id],
+                    "propagate": 1})
+    return {"users": users, "roles": roles, "acl": acl}
+
+
 @dataclass
 class Simulator:
     """A running simulated PVE API."""
@@ -75,6 +142,9 @@ class Simulator:
     token_secret: str = field(default_factory=lambda: secrets.token_hex(16))
     readonly_token_id: str = "auditor@pve!readonly"
     readonly_token_secret: str = field(default_factory=lambda: secrets.token_hex(16))
+    root_token_id: str = "root@pam!simulator"
+    root_token_secret: str = field(default_factory=lambda: secrets.token_hex(16))
+    grants: list | None = None  # None: _proxmox_api_access_grants (tests may start with a changed list)
     proc: subprocess.Popen | None = None
 
     def start(self, fixture: str | None = None) -> "Simulator":
@@ -83,20 +153,17 @@ class Simulator:
         other = os.path.join(self.directory, "other-ca")
         os.makedirs(other, exist_ok=True)
         self.wrong_ca_path = make_certs(other)[0]
-        tokens = {
-            self.token_id: {"secret": self.token_secret, "privs": ["*"]},
-            self.readonly_token_id: {"secret": self.readonly_token_secret,
-                                     "privs": ["Sys.Audit", "Mapping.Audit", "VM.Audit"]},
-        }
-        tokens_file = os.path.join(self.directory, "tokens.json")
-        with open(tokens_file, "w", encoding="utf-8") as fh:
-            json.dump(tokens, fh)
+        access = access_config(self.token_id, self.token_secret, self.root_token_secret, self.readonly_token_id,
+                               self.readonly_token_secret, grants=self.grants)
+        access_file = os.path.join(self.directory, "access.json")
+        with open(os.open(access_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as fh:
+            json.dump(access, fh)
         ready = os.path.join(self.directory, "port")
         if os.path.exists(ready):
             os.unlink(ready)  # a stale file from an earlier run would point at a dead port
         self.log_file = os.path.join(self.directory, "simulated-pve.log")
         cmd = [sys.executable, os.path.join(HERE, "server.py"), "--cert", cert, "--key", key,
-               "--tokens", tokens_file, "--ready-file", ready, "--log-file", self.log_file]
+               "--access", access_file, "--ready-file", ready, "--log-file", self.log_file]
         if fixture:
             cmd += ["--fixture", fixture]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)  # noqa: S603 - fixed argv
@@ -107,6 +174,11 @@ class Simulator:
             time.sleep(0.05)
         with open(ready, encoding="utf-8") as fh:
             self.port = int(fh.read())
+        # where a stand-in of a node's root tools (pveum) finds this API and its root token
+        with open(os.open(os.path.join(self.directory, "root.json"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                  "w", encoding="utf-8") as fh:
+            json.dump({"host": "127.0.0.1", "port": self.port, "ca_path": self.ca_path,
+                       "token_id": self.root_token_id, "token_secret": self.root_token_secret}, fh)
         return self
 
     def stop(self) -> None:
@@ -118,3 +190,7 @@ class Simulator:
         """PROXMOX_* variables for a module run against this simulator."""
         return {"PROXMOX_HOST": "127.0.0.1", "PROXMOX_PORT": str(self.port), "PROXMOX_TOKEN_ID": self.token_id,
                 "PROXMOX_TOKEN_SECRET": self.token_secret}
+
+    def root_env(self) -> dict[str, str]:
+        """PROXMOX_* variables with the root token (root@pam!simulator: every privilege)."""
+        return dict(self.env(), PROXMOX_TOKEN_ID=self.root_token_id, PROXMOX_TOKEN_SECRET=self.root_token_secret)

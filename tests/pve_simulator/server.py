@@ -8,7 +8,10 @@ by talking to a lenient fake. It answers errors like PVE does:
 
 * 400 ``Parameter verification failed.`` with ``{"data": null, "errors": {param: message}}``;
 * 401 ``authentication failure`` for a missing/unknown token or a wrong secret;
-* 403 ``Permission check failed (path, privilege)`` when the token lacks a privilege;
+* 403 ``Permission check failed (path, privilege)`` when the token lacks a privilege, with Proxmox VE's
+  privilege model (access.py: users, roles, ACLs with propagation, tokens with privilege separation)
+  and, besides the schema's ``permissions``, the checks qemu-server makes per request (qemu_perms.py:
+  a privilege per config key, Mapping.Use for a mapped hostpci, Datastore.AllocateSpace, SDN.Use, ...);
 * 500 with PVE's message for what PVE reports with a plain ``die``: an ``sshkeys`` line that
   ``ssh-keygen -l`` cannot read ("SSH public key validation error", checked with ssh-keygen as PVE
   does), unknown node (hostname lookup),
@@ -47,9 +50,13 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from pve_simulator import qemu_perms as Q  # noqa: E402
     from pve_simulator import validate as V  # noqa: E402
+    from pve_simulator.access import SPECIAL_ROLES, AccessControl, AccessError, PermissionDenied, priv_list  # noqa: E402
 else:
+    from . import qemu_perms as Q
     from . import validate as V
+    from .access import SPECIAL_ROLES, AccessControl, AccessError, PermissionDenied, priv_list
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCHEMA_FILE = os.path.join(HERE, "schema", "pve-apidoc-subset.json")
@@ -80,6 +87,12 @@ def _sha1(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+def _size_bytes(text: str) -> int:
+    """A drive's size= (PVE's disk size: K/M/G/T suffix, plain bytes without)."""
+    found = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT])?", text)
+    return int(float(found.group(1)) * 1024 ** (" KMGT".index(found.group(2) or " "))) if found else 0
+
+
 def parse_kv(value: str, default_key: str) -> dict[str, str]:
     """Split a property string into an ordered dict (first bare item -> default_key)."""
     res: dict[str, str] = {}
@@ -95,13 +108,13 @@ def parse_kv(value: str, default_key: str) -> dict[str, str]:
 class SimulatedCluster:
     """State of the simulated cluster: nodes and their PCI hardware, VMs, PCI mappings, tasks."""
 
-    def __init__(self, fixture: dict[str, Any], tokens: dict[str, dict[str, Any]]):
+    def __init__(self, fixture: dict[str, Any], access: AccessControl):
         self.lock = threading.RLock()
         self.version = fixture["version"]
         self.nodes = fixture["nodes"]
         self.vms: dict[int, dict[str, Any]] = {int(k): copy.deepcopy(v) for k, v in fixture.get("vms", {}).items()}
         self.mappings: dict[str, dict[str, Any]] = copy.deepcopy(fixture.get("mappings", {}))
-        self.tokens = tokens
+        self.access = access
         self.tasks: dict[str, dict[str, Any]] = {}
         self.counter = 0x1000
 
@@ -242,13 +255,8 @@ class SimulatedCluster:
             if proc.returncode != 0:
                 raise _die("SSH public key validation error")
 
-    def check_hostpci_perm(self, user: str, params: dict[str, Any]) -> None:
-        """qemu-server check_hostpci_perm: only root@pam may pass host= devices."""
-        for key, value in params.items():
-            if re.match(r"^hostpci\d+$", key):
-                parsed = parse_kv(str(value), "host")
-                if user != "root@pam" and "host" in parsed and "mapping" not in parsed:
-                    raise _die(f"only root can set '{key}' config for non-mapped devices")
+    def storage_content(self, node: str) -> dict[str, list[str]]:
+        return {sid: spec.get("content", []) for sid, spec in self.nodes[node]["storage"].items()}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -291,8 +299,7 @@ class Handler(BaseHTTPRequestHandler):
         if not match:
             raise ApiError(401, "authentication failure")
         token_id = f"{match.group(1)}!{match.group(2)}"
-        token = self.sim.tokens.get(token_id)
-        if token is None or token["secret"] != match.group(3):
+        if not self.sim.access.authenticate(token_id, match.group(3)):
             raise ApiError(401, "authentication failure")
         return token_id
 
@@ -339,17 +346,30 @@ class Handler(BaseHTTPRequestHandler):
                 params = V.validate(info.get("parameters", {}), params)
             except V.SchemaError as exc:
                 raise ApiError(400, "Parameter verification failed.", exc.errors) from None
-            self._check_permissions(user, info.get("permissions", {}), params)
+            self.sim.access.check_api2(info.get("permissions"), user, params)
             if info.get("proxyto") == "node" and params["node"] not in self.sim.nodes:
                 name = params["node"]
                 raise _die(f"hostname lookup '{name}' failed - failed to get address info for: "
                            f"{name}: Name or service not known")
-            handler = getattr(self, "h_" + re.sub(r"[^a-z0-9]+", "_", f"{method} {node['path']}".lower()).strip("_"))
+            handler = getattr(self, "h_" + re.sub(r"[^a-z0-9]+", "_", f"{method} {node['path']}".lower()).strip("_"),
+                              None)
+            if handler is None:
+                raise V.NotImplementedInSimulator(f"simulated PVE: {method} {node['path']} is in the schema but "
+                                                  "not implemented by the simulator")
             with self.sim.lock:
                 data = handler(params, user)
             LOG.info("simulated PVE %s %s by %s -> 200", method, api_path, user)
             self._send(200, {"data": data})
-        except V.NotImplementedInSimulator as exc:
+        except PermissionDenied as exc:
+            LOG.info("simulated PVE %s %s by %s -> 403 %s", method, url.path, user, exc.message)
+            self._send(403, {"data": None, "message": exc.message + "\n"}, exc.message)
+        except Q.ParamError as exc:
+            LOG.info("simulated PVE %s %s by %s -> 400 %s", method, url.path, user, json.dumps(exc.errors))
+            self._send(400, {"data": None, "errors": exc.errors}, "Parameter verification failed.")
+        except AccessError as exc:
+            LOG.info("simulated PVE %s %s by %s -> 500 %s", method, url.path, user, exc)
+            self._send(500, {"data": None, "message": f"{exc}\n"}, str(exc))
+        except (V.NotImplementedInSimulator, NotImplementedError) as exc:
             LOG.error("simulated PVE %s %s -> 501 %s", method, url.path, exc)
             self._send(501, {"data": None, "message": str(exc)}, str(exc))
         except ApiError as exc:
@@ -361,44 +381,6 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 body["message"] = exc.message + "\n"
             self._send(exc.status, body, exc.message.replace("\n", " "))
-
-    # ---- permissions -------------------------------------------------------------------------
-    def _check_permissions(self, user: str, perms: dict[str, Any], params: dict[str, Any]) -> None:
-        privs = set(self.sim.tokens[user].get("privs", ["*"]))
-        if "*" in privs:
-            return
-        check = perms.get("check")
-        if check is None:
-            return
-
-        def path_of(template: str) -> str:
-            return re.sub(r"\{(\w+)\}", lambda m: str(params.get(m.group(1), "")), template)
-
-        def ok(expr: list[Any]) -> tuple[bool, str]:
-            kind = expr[0]
-            if kind == "perm":
-                wanted = expr[2]
-                anyof = "any" in expr[3:]
-                have = [p in privs for p in wanted]
-                good = any(have) if anyof else all(have)
-                missing = ", ".join(p for p in wanted if p not in privs)
-                return good, f"Permission check failed ({path_of(expr[1])}, {missing})"
-            results = [ok(sub) for sub in expr[1:]]
-            if kind == "or":
-                return any(r[0] for r in results), results[0][1]
-            if kind == "and":
-                bad = [r for r in results if not r[0]]
-                return not bad, bad[0][1] if bad else ""
-            raise V.NotImplementedInSimulator(f"simulated PVE: permission check '{kind}' not implemented")
-
-        good, msg = ok(check)
-        if not good:
-            raise ApiError(403, msg)
-
-    def _require(self, user: str, path: str, priv: str) -> None:
-        privs = set(self.sim.tokens[user].get("privs", ["*"]))
-        if "*" not in privs and priv not in privs:
-            raise ApiError(403, f"Permission check failed ({path}, {priv})")
 
     # ---- simple endpoints --------------------------------------------------------------------
     def h_get_version(self, params: dict[str, Any], user: str) -> Any:
@@ -434,6 +416,8 @@ class Handler(BaseHTTPRequestHandler):
         task = self.sim.tasks.get(params["upid"])
         if task is None or task["node"] != params["node"]:
             raise _die("no such task")
+        if task["user"] != user:  # pve-manager Tasks.pm: the owner, or Sys.Audit on /nodes/<node>
+            self.sim.access.check(user, f"/nodes/{params['node']}", ["Sys.Audit"])
         task["polls"] += 1
         res = {k: task[k] for k in ("node", "type", "id", "user", "pid", "pstart", "starttime")}
         res["upid"] = params["upid"]
@@ -452,6 +436,10 @@ class Handler(BaseHTTPRequestHandler):
                        f"{check_node}: Name or service not known")
         res = []
         for mid in sorted(self.sim.mappings):
+            # "Only lists entries where you have 'Mapping.Modify', 'Mapping.Use' or 'Mapping.Audit'"
+            visible = ["Mapping.Modify", "Mapping.Use", "Mapping.Audit"]
+            if not self.sim.access.check_any(user, f"/mapping/pci/{mid}", visible, noerr=True):
+                continue
             entry = copy.deepcopy(self.sim.mappings[mid])
             entry["id"] = mid
             entry["digest"] = self.sim.mapping_digest()
@@ -513,6 +501,127 @@ class Handler(BaseHTTPRequestHandler):
         self.sim.mappings.pop(params["id"], None)
         return None
 
+    # ---- /access: users, tokens, roles, ACLs (pve-access-control API2/User.pm, Role.pm, ACL.pm) ---------
+    def h_get_access_users(self, params: dict[str, Any], user: str) -> Any:
+        ac = self.sim.access
+        owner = user.split("!", 1)[0]
+        out = []
+        for userid in sorted(ac.users):
+            # "restricted to users where you have 'User.Modify' or 'Sys.Audit' permissions on
+            # '/access/groups' ... it always includes the current (authenticated) user"
+            if userid != owner and not ac.check_any(user, "/access/groups", ["User.Modify", "Sys.Audit"], noerr=True):
+                continue
+            entry = {k: v for k, v in ac.users[userid].items() if k != "tokens"}
+            entry["userid"] = userid
+            if params.get("enabled") is not None and int(entry.get("enable", 1)) != int(params["enabled"]):
+                continue
+            if params.get("full"):
+                entry["tokens"] = [self._token_info(name, tok) for name, tok in sorted(ac.users[userid]["tokens"].items())]
+            out.append(entry)
+        return out
+
+    def h_get_access_users_userid(self, params: dict[str, Any], user: str) -> Any:
+        entry = self._user(params["userid"])
+        data = {k: v for k, v in entry.items() if k != "tokens"}
+        data["tokens"] = {name: self._token_info(None, tok) for name, tok in sorted(entry["tokens"].items())}
+        return data
+
+    def h_post_access_users(self, params: dict[str, Any], user: str) -> Any:
+        if params.get("groups"):
+            raise V.NotImplementedInSimulator("simulated PVE: user groups are not implemented")
+        userid = params.pop("userid")
+        params.pop("password", None)  # no password database in the simulator
+        self.sim.access.add_user(userid, **params)
+        return None
+
+    def _user(self, userid: str) -> dict[str, Any]:
+        entry = self.sim.access.users.get(userid)
+        if entry is None:
+            raise _die(f"no such user ('{userid}')")
+        return entry
+
+    @staticmethod
+    def _token_info(name: str | None, token: dict[str, Any]) -> dict[str, Any]:
+        info = {k: v for k, v in token.items() if k != "secret"}
+        if name is not None:
+            info["tokenid"] = name
+        return info
+
+    def h_get_access_users_userid_token(self, params: dict[str, Any], user: str) -> Any:
+        entry = self._user(params["userid"])
+        return [self._token_info(name, tok) for name, tok in sorted(entry["tokens"].items())]
+
+    def h_get_access_users_userid_token_tokenid(self, params: dict[str, Any], user: str) -> Any:
+        token = self._user(params["userid"])["tokens"].get(params["tokenid"])
+        if token is None:
+            raise _die(f"no such token '{params['tokenid']}' for user '{params['userid']}'")
+        return self._token_info(None, token)
+
+    def h_post_access_users_userid_token_tokenid(self, params: dict[str, Any], user: str) -> Any:
+        userid, name = params["userid"], params["tokenid"]
+        self._user(userid)
+        token = self.sim.access.add_token(userid, name, privsep=int(params.get("privsep", 1)),
+                                          comment=params.get("comment"), expire=int(params.get("expire", 0)))
+        return {"full-tokenid": f"{userid}!{name}", "info": self._token_info(None, token), "value": token["secret"]}
+
+    def h_delete_access_users_userid_token_tokenid(self, params: dict[str, Any], user: str) -> Any:
+        tokens = self._user(params["userid"])["tokens"]
+        if params["tokenid"] not in tokens:
+            raise _die(f"no such token '{params['tokenid']}' for user '{params['userid']}'")
+        tokenid = f"{params['userid']}!{params['tokenid']}"
+        del tokens[params["tokenid"]]
+        for node in self.sim.access.acl.values():  # PVE removes the token's ACL entries with it
+            node["tokens"].pop(tokenid, None)
+        return None
+
+    def h_get_access_roles(self, params: dict[str, Any], user: str) -> Any:
+        return [{"roleid": rid, "privs": ",".join(sorted(privs)), "special": 1 if rid in SPECIAL_ROLES else 0}
+                for rid, privs in sorted(self.sim.access.roles.items())]
+
+    def h_get_access_roles_roleid(self, params: dict[str, Any], user: str) -> Any:
+        privs = self.sim.access.roles.get(params["roleid"])
+        if privs is None:
+            raise _die(f"role '{params['roleid']}' does not exist")
+        return {p: 1 for p in sorted(privs)}
+
+    def h_post_access_roles(self, params: dict[str, Any], user: str) -> Any:
+        self.sim.access.add_role(params["roleid"], priv_list(params.get("privs", "")))
+        return None
+
+    def h_put_access_roles_roleid(self, params: dict[str, Any], user: str) -> Any:
+        self.sim.access.add_role(params["roleid"], priv_list(params.get("privs", "")), modify=True,
+                                 append=bool(params.get("append")))
+        return None
+
+    def h_get_access_acl(self, params: dict[str, Any], user: str) -> Any:
+        # "restricted to objects where you have rights to modify permissions"
+        return [e for e in self.sim.access.acl_list() if self.sim.access.check_perm_modify(user, e["path"], noerr=True)]
+
+    def h_put_access_acl(self, params: dict[str, Any], user: str) -> Any:
+        if not (params.get("users") or params.get("tokens") or params.get("groups")):
+            raise _die("either 'users', 'groups' or 'tokens' is required.")
+        if params.get("groups"):
+            raise V.NotImplementedInSimulator("simulated PVE: user groups are not implemented")
+        self.sim.access.set_acl(params["path"], priv_list(params["roles"]), users=priv_list(params.get("users", "")),
+                                tokens=priv_list(params.get("tokens", "")), propagate=int(params.get("propagate", 1)),
+                                delete=bool(params.get("delete")))
+        return None
+
+    def h_get_access_permissions(self, params: dict[str, Any], user: str) -> Any:
+        ac = self.sim.access
+        target = params.get("userid") or user
+        if target != user and target.split("!", 1)[0] != user:
+            ac.check(user, "/access", ["Sys.Audit"])
+        paths = {"/", "/access", "/access/groups", "/nodes", "/pool", "/sdn", "/storage", "/vms"} | set(ac.acl)
+        if params.get("path"):
+            paths = {params["path"]}
+        out = {}
+        for path in sorted(paths):
+            privs = ac.permissions(target, path)
+            if privs:
+                out[path] = {p: 1 for p in sorted(privs)}
+        return out
+
     # ---- QEMU VMs ------------------------------------------------------------------------------
     def _vm(self, node: str, vmid: int) -> dict[str, Any]:
         vm = self.sim.vms.get(vmid)
@@ -523,7 +632,9 @@ class Handler(BaseHTTPRequestHandler):
     def h_get_nodes_node_qemu(self, params: dict[str, Any], user: str) -> Any:
         return [{"vmid": vmid, "name": vm["config"].get("name", f"VM {vmid}"), "status": vm["status"],
                  "template": vm["config"].get("template", 0)}
-                for vmid, vm in sorted(self.sim.vms.items()) if vm["node"] == params["node"]]
+                for vmid, vm in sorted(self.sim.vms.items()) if vm["node"] == params["node"]
+                # "Only list VMs where you have VM.Audit permissions on /vms/<vmid>."
+                and self.sim.access.check(user, f"/vms/{vmid}", ["VM.Audit"], noerr=True)]
 
     def h_post_nodes_node_qemu(self, params: dict[str, Any], user: str) -> Any:
         node, vmid = params.pop("node"), params.pop("vmid")
@@ -532,10 +643,18 @@ class Handler(BaseHTTPRequestHandler):
             if key in params:
                 raise V.NotImplementedInSimulator(f"simulated PVE: create option '{key}' not implemented")
         self.sim.check_sshkeys(params)
-        self._require(user, f"/vms/{vmid}", "VM.Allocate")
+        ac = self.sim.access
+        if not ac.check(user, f"/vms/{vmid}", ["VM.Allocate"], noerr=True):
+            raise PermissionDenied()  # qemu-server create_vm: raise_perm_exc() without a path
+        Q.refuse_usb(params)
+        Q.check_storage_access(ac, user, vmid, params, self.sim.storage_content(node))
+        Q.check_vm_modify_config_perm(ac, user, vmid, list(params))
+        Q.check_serial_perm(ac, user, vmid, params)
+        Q.check_create_hostpci_perm(ac, user, vmid, params)
+        Q.check_bridge_access(ac, user, params)
+        Q.check_cpu_model_access(ac, user, params)
         if vmid in self.sim.vms:
             raise _die(f"unable to create VM {vmid} - VM {vmid} already exists on node '{self.sim.vms[vmid]['node']}'")
-        self.sim.check_hostpci_perm(user, params)
         conf = self.sim.allocate_disks(node, vmid, params)
         conf.setdefault("smbios1", f"uuid={_sha1(str(vmid) + str(time.time()))[:8]}-0000-4000-8000-000000000000")
         conf.setdefault("vmgenid", "00000000-0000-4000-8000-%012x" % random.getrandbits(48))
@@ -553,34 +672,68 @@ class Handler(BaseHTTPRequestHandler):
         data["digest"] = self.sim.vm_digest(params["vmid"])
         return data
 
-    def _update_config(self, params: dict[str, Any], user: str) -> tuple[str, int]:
+    def _update_config(self, params: dict[str, Any], user: str, background: bool) -> Any:
+        """qemu-server update_vm_api: PUT answers after the change, POST starts a worker task; the checks
+        of the change itself (drives, hostpci, serial) run inside it, so for POST they fail the task."""
         node, vmid = params.pop("node"), params.pop("vmid")
         self.sim.check_sshkeys(params)  # update_vm_api checks them first
-        vm = self._vm(node, vmid)
         digest = params.pop("digest", None)
         delete = [d for d in re.split(r"[,; ]+", params.pop("delete", "")) if d]
         for key in ("revert", "skiplock", "background_delay"):
             params.pop(key, None)
+        for key in delete:
+            if key in params:
+                raise _die(f"cannot set and delete property '{key}' at the same time")
+        ac = self.sim.access
+        Q.refuse_usb(params)
+        Q.check_vm_modify_config_perm(ac, user, vmid, delete)
+        Q.check_vm_modify_config_perm(ac, user, vmid, list(params))
+        Q.check_storage_access(ac, user, vmid, params, self.sim.storage_content(node))
+        Q.check_bridge_access(ac, user, params)
+        vm = self._vm(node, vmid)
+        Q.check_cpu_model_access(ac, user, params, vm["config"])
         if digest and digest != self.sim.vm_digest(vmid):
             # qemu-server update_vm_api's own text (PVE::Tools::assert_if_modified is not used there)
             raise _die("checksum mismatch (file change by other user?)")
         if vm["config"].get("template") and any(DISK_RE.match(k) for k in params):
             raise _die("you can't change the disks of a template")
-        self.sim.check_hostpci_perm(user, params)
-        for key in delete:
-            if key in params:
-                raise _die(f"cannot set and delete property '{key}' at the same time")
-            vm["config"].pop(key, None)
-        vm["config"].update(self.sim.allocate_disks(node, vmid, params))
-        return node, vmid
+
+        def change() -> None:
+            conf = vm["config"]
+            for key in delete:
+                old = conf.get(key)
+                if old is not None and DISK_RE.match(key):
+                    Q.check_drive_perms(ac, user, vmid, str(old))
+                elif old is not None and re.match(r"^hostpci\d+$", key):
+                    Q.check_hostpci_perm(ac, user, vmid, key, str(old))
+            for key in sorted(params):
+                if DISK_RE.match(key):
+                    Q.check_drive_perms(ac, user, vmid, str(params[key]))
+                elif re.match(r"^hostpci\d+$", key):
+                    if conf.get(key) is not None:
+                        Q.check_hostpci_perm(ac, user, vmid, key, str(conf[key]))
+                    Q.check_hostpci_perm(ac, user, vmid, key, str(params[key]))
+            Q.check_serial_perm(ac, user, vmid, params, old=conf)
+            for key in delete:
+                conf.pop(key, None)
+            conf.update(self.sim.allocate_disks(node, vmid, params))
+
+        if not background:
+            change()
+            return None
+        try:
+            change()
+        except PermissionDenied as exc:
+            return self.sim.new_task(node, "qmconfig", str(vmid), user, exc.message)
+        except (ApiError, AccessError) as exc:
+            return self.sim.new_task(node, "qmconfig", str(vmid), user, str(exc))
+        return self.sim.new_task(node, "qmconfig", str(vmid), user)
 
     def h_put_nodes_node_qemu_vmid_config(self, params: dict[str, Any], user: str) -> Any:
-        self._update_config(params, user)
-        return None
+        return self._update_config(params, user, background=False)
 
     def h_post_nodes_node_qemu_vmid_config(self, params: dict[str, Any], user: str) -> Any:
-        node, vmid = self._update_config(params, user)
-        return self.sim.new_task(node, "qmconfig", str(vmid), user)
+        return self._update_config(params, user, background=True)
 
     def h_post_nodes_node_qemu_vmid_clone(self, params: dict[str, Any], user: str) -> Any:
         node, vmid, newid = params["node"], params["vmid"], params["newid"]
@@ -592,6 +745,11 @@ class Handler(BaseHTTPRequestHandler):
             raise _die(f"unable to create VM {newid}: config file already exists")
         if not src["config"].get("template") and params.get("full") == 0:
             raise _die("Linked clone feature is not supported for drive 'scsi0'")
+        # qemu-server clone_vm ($load_and_check, before the worker): storage, mappings, bridges
+        ac = self.sim.access
+        Q.check_storage_access_clone(ac, user, src["config"], params.get("storage"))
+        Q.check_mapping_access(ac, user, src["config"])
+        Q.check_bridge_access(ac, user, src["config"])
         conf = {}
         counter = 0
         for key, value in src["config"].items():
@@ -643,6 +801,7 @@ class Handler(BaseHTTPRequestHandler):
     def h_post_nodes_node_qemu_vmid_status_start(self, params: dict[str, Any], user: str) -> Any:
         node, vmid = params["node"], params["vmid"]
         vm = self._vm(node, vmid)
+        Q.check_mapping_access(self.sim.access, user, vm["config"])  # shared/reference/pve/05
         error = None
         try:
             if vm["config"].get("template"):
@@ -683,6 +842,61 @@ class Handler(BaseHTTPRequestHandler):
         vm["status"] = "stopped"
         return self.sim.new_task(params["node"], "qmstop", str(params["vmid"]), user)
 
+    def h_put_nodes_node_qemu_vmid_resize(self, params: dict[str, Any], user: str) -> Any:
+        """qemu-server resize_vm (the schema checked VM.Config.Disk on /vms/{vmid}): the disk must exist
+        and hold a volume, Datastore.AllocateSpace on its storage, never smaller; a worker task."""
+        node, vmid, disk = params["node"], params["vmid"], params["disk"]
+        vm = self._vm(node, vmid)
+        if params.get("digest") and params["digest"] != self.sim.vm_digest(vmid):
+            raise _die("checksum mismatch (file change by other user?)")
+        if disk not in vm["config"]:
+            raise _die(f"disk '{disk}' does not exist")
+        kv = parse_kv(str(vm["config"][disk]), "file")
+        if kv.get("media") == "cdrom":
+            raise _die("you can't resize a cdrom")
+        storeid = kv["file"].partition(":")[0]
+        self.sim.access.check(user, f"/storage/{storeid}", ["Datastore.AllocateSpace"])
+        size = _size_bytes(kv.get("size", "0"))
+        found = re.fullmatch(r"(\+)?(\d+(?:\.\d+)?)([KMGT])?", params["size"])
+        newsize = float(found.group(2)) * 1024 ** (" KMGT".index(found.group(3) or " "))
+        newsize = int(newsize + (size if found.group(1) else 0))
+        if newsize < size:
+            raise _die("shrinking disks is not supported")
+        if newsize != size:
+            kv["size"] = f"{newsize // 1024 ** 3}G" if newsize % 1024 ** 3 == 0 else str(newsize)
+            vm["config"][disk] = ",".join([kv.pop("file")] + [f"{k}={v}" for k, v in kv.items()])
+        return self.sim.new_task(node, "resize", str(vmid), user)
+
+    def h_get_nodes_node_storage(self, params: dict[str, Any], user: str) -> Any:
+        """pvesm's list: only storages the caller has Datastore.Audit or Datastore.AllocateSpace on."""
+        wanted = [c for c in re.split(r"[,; ]+", params.get("content", "")) if c]
+        out = []
+        for sid, spec in sorted(self.sim.nodes[params["node"]]["storage"].items()):
+            content = spec.get("content", [])
+            if wanted and not set(wanted) & set(content):
+                continue
+            if params.get("storage") and params["storage"] != sid:
+                continue
+            if not self.sim.access.check_any(user, f"/storage/{sid}", ["Datastore.Audit", "Datastore.AllocateSpace"],
+                                             noerr=True):
+                continue
+            out.append({"storage": sid, "type": spec.get("type", "dir"), "content": ",".join(sorted(content)),
+                        "active": 1, "enabled": 1, "shared": 0,
+                        "total": 500 * 1024 ** 3, "used": 100 * 1024 ** 3, "avail": 400 * 1024 ** 3})
+        return out
+
+    def h_delete_nodes_node_qemu_vmid(self, params: dict[str, Any], user: str) -> Any:
+        """qemu-server's destroy_vm: dies on a running VM before any change (its "early tests"), else a
+        worker task removes the VM, its disks and its config (the schema check did VM.Allocate)."""
+        vmid = params["vmid"]
+        vm = self._vm(params["node"], vmid)
+        if str(vm["config"].get("protection", "0")) == "1":
+            raise _die(f"can't remove VM {vmid} - protection mode enabled")
+        if vm["status"] == "running":
+            raise _die(f"VM {vmid} is running - destroy failed")
+        del self.sim.vms[vmid]
+        return self.sim.new_task(params["node"], "qmdestroy", str(vmid), user)
+
 
 class Router:
     """Match a request path to a schema node (``{param}`` segments become path parameters)."""
@@ -704,13 +918,13 @@ class Router:
 
 
 def make_server(host: str, port: int, certfile: str, keyfile: str, fixture: dict[str, Any],
-                tokens: dict[str, dict[str, Any]]) -> ThreadingHTTPServer:
+                access: dict[str, Any]) -> ThreadingHTTPServer:
     """Build the simulated PVE HTTPS server (not started)."""
     with open(SCHEMA_FILE, encoding="utf-8") as fh:
         schema = json.load(fh)
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
-    server.sim = SimulatedCluster(fixture, tokens)  # type: ignore[attr-defined]
+    server.sim = SimulatedCluster(fixture, AccessControl.from_config(access))  # type: ignore[attr-defined]
     server.router = Router(schema["endpoints"])  # type: ignore[attr-defined]
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(certfile, keyfile)
@@ -723,7 +937,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--cert", required=True)
     parser.add_argument("--key", required=True)
-    parser.add_argument("--tokens", required=True, help="JSON file {token_id: {secret, privs}}")
+    parser.add_argument("--access", required=True,
+                        help="JSON file: users (with their tokens: secret, privsep), roles, acl (see access.py)")
     parser.add_argument("--fixture", default=FIXTURE_FILE)
     parser.add_argument("--ready-file", required=True, help="written with the port once listening")
     parser.add_argument("--log-file")
@@ -732,9 +947,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s simulated-pve %(levelname)s %(message)s")
     with open(args.fixture, encoding="utf-8") as fh:
         fixture = json.load(fh)
-    with open(args.tokens, encoding="utf-8") as fh:
-        tokens = json.load(fh)
-    server = make_server("127.0.0.1", args.port, args.cert, args.key, fixture, tokens)
+    with open(args.access, encoding="utf-8") as fh:
+        access = json.load(fh)
+    server = make_server("127.0.0.1", args.port, args.cert, args.key, fixture, access)
     port = server.server_address[1]
     tmp = args.ready_file + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:

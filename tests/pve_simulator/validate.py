@@ -104,6 +104,12 @@ def _check_named_format(fmt: str, value: str) -> str | None:
     if fmt in ("pve-storage-id",):
         ok = re.match(r"^[a-z][a-z0-9\-_.]*[a-z0-9]$", value, re.I)
         return None if ok else f"storage ID '{value}' contains illegal characters"
+    if fmt == "pve-storage-content-list":
+        # pve-storage verify_content: the dir plugin's types (which include all others) and 'import'
+        for item in [x for x in re.split(r"[,;\s]+", value) if x]:
+            if item not in ("images", "rootdir", "vztmpl", "iso", "backup", "snippets", "none", "import"):
+                return f"invalid content type '{item}'"
+        return None
     if fmt == "dns-name":
         ok = re.match(rf"^(?:{_DNS_LABEL}\.)*{_DNS_LABEL}$", value)
         return None if ok else "value does not look like a valid DNS name"
@@ -132,9 +138,53 @@ def _check_named_format(fmt: str, value: str) -> str | None:
         return None if ok else f"invalid tag list '{value}'"
     if fmt == "pve-poolid":
         return None if re.match(r"^[A-Za-z0-9_\-]+$", value) else f"invalid pool ID '{value}'"
+    if fmt in ACCESS_FORMATS:
+        for item in [x for x in re.split(r"[,;\s]+", value) if x] if fmt.endswith("-list") else [value]:
+            err = ACCESS_FORMATS[fmt](item)
+            if err:
+                return err
+        return None
     if fmt in ("_ipv4", "_ipv4-cidr-or-dhcp", "_ipv6", "_ipv6-cidr-or-auto"):
         return _check_ip(fmt, value)
     raise NotImplementedInSimulator(f"simulated PVE: format '{fmt}' is not implemented by the simulator")
+
+
+def _userid_error(value: str) -> str | None:
+    """pve-access-control PVE::Auth::Plugin verify_username."""
+    if len(value) < 3:
+        return f"user name '{value}' is too short"
+    if len(value) > 64:
+        return f"user name '{value}' is too long ({len(value)} > 64)"
+    if not re.match(r"^[^\s:/]+@[A-Za-z][A-Za-z0-9\.\-_]+$", value):
+        return f"value '{value}' does not look like a valid user name"
+    return None
+
+
+def _tokenid_error(value: str) -> str | None:
+    """pve-access-control AccessControl.pm pve_verify_tokenid (full token id user@realm!name)."""
+    user, sep, name = value.partition("!")
+    if not sep or _userid_error(user) or not re.match(r"^[A-Za-z][A-Za-z0-9\.\-_]+$", name):
+        return f"value '{value}' does not look like a valid token ID"
+    return None
+
+
+def _privname_error(value: str) -> str | None:
+    from .access import VALID_PRIVS  # pylint: disable=import-outside-toplevel
+
+    return None if value in VALID_PRIVS else f"invalid privilege '{value}'"
+
+
+# the /access formats (pve-access-control AccessControl.pm register_format)
+ACCESS_FORMATS = {
+    "pve-userid": _userid_error,
+    "pve-userid-list": _userid_error,
+    "pve-tokenid-list": _tokenid_error,
+    "pve-roleid": lambda v: None if re.match(r"^[A-Za-z0-9\.\-_]+$", v) else f"role name '{v}' contains invalid characters",
+    "pve-roleid-list": lambda v: None if re.match(r"^[A-Za-z0-9\.\-_]+$", v) else f"role name '{v}' contains invalid characters",
+    "pve-groupid-list": lambda v: None if re.match(r"^[A-Za-z0-9\.\-_]+$", v) else f"group name '{v}' contains invalid characters",
+    "pve-priv-list": _privname_error,
+    "email-opt": lambda v: None if v == "" or re.match(r"^[^\s@]+@[^\s@]+$", v) else f"value '{v}' does not look like a valid email address",
+}
 
 
 def _check_ip(fmt: str, value: str) -> str | None:

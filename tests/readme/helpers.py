@@ -34,6 +34,17 @@ def commands(readme: Path = README) -> list[readme_commands.Command]:
     return readme_commands.extract(readme)
 
 
+def open_webui_rows(text: str) -> dict[str, str]:
+    """The README's Open WebUI table: environment variable -> value (the value's code span, if any)."""
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[1].startswith("`AUDIO_STT_"):
+            value = re.search(r"`([^`]+)`", cells[2])
+            rows[cells[1].strip("`")] = value.group(1) if value else cells[2]
+    return rows
+
+
 def env(**extra: str) -> dict[str, str]:
     e = dict(os.environ)
     e["PATH"] = f"{VENV_BIN}:{e.get('PATH', '')}"

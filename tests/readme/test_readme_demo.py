@@ -3,7 +3,8 @@
 
 This module runs `make demo` itself (the README's first command: lab up, the SIMULATED Proxmox API,
 playbooks/site.yml, transcript), then a second site.yml run that must change nothing, then the
-README's client examples (curl, the openai Python client, LibreChat's speech.stt config) against the
+README's client examples (curl, the openai Python client, LibreChat's speech.stt config, Open WebUI's
+STT settings) against the
 API the demo deployed, and last `make demo-down`, which must leave nothing behind.
 
 The only substitutions in the README's examples: the example address 192.168.20.30 becomes the lab
@@ -26,7 +27,7 @@ import requests
 import yaml
 
 from ansible_collections.homelab.gpu_passthrough.plugins.filter.transcript import transcript_words
-from helpers import EXAMPLE_NET, README, REPO, SERVICE_PY, bash, commands, env, refuse_example_network
+from helpers import EXAMPLE_NET, README, REPO, SERVICE_PY, bash, commands, env, open_webui_rows, refuse_example_network
 
 # The sample's reference text. Transcripts are compared by words (case and punctuation differ between
 # CPUs; a changed word does not pass: tests/unit/plugins/filter/test_transcript.py).
@@ -197,7 +198,7 @@ def test_readme_librechat_config(up, meeting_m4a):
     """LibreChat's OpenAI STT provider posts the recording as multipart (file, model) to `url` with
     `Authorization: Bearer <apiKey>` and reads `text` from the JSON answer; ${VAR} is read from its
     environment."""
-    block = next(c.text for c in commands(README) if c.kind == "yaml")
+    block = next(c.text for c in commands(README) if c.kind == "yaml" and c.text.startswith("speech:"))
     stt = yaml.safe_load(on_lab(block, up))["speech"]["stt"]["openai"]
     assert set(stt) == {"url", "apiKey", "model"}, stt
     api_key = re.sub(r"\$\{(\w+)\}", lambda m: {"WHISPER_API_KEY": up.key}[m.group(1)], stt["apiKey"])
@@ -207,6 +208,23 @@ def test_readme_librechat_config(up, meeting_m4a):
     assert r.status_code == 200, r.text
     assert transcript_words(r.json()["text"]) == JFK_WORDS, r.text
     print(f"\n[test-demo] LibreChat speech.stt request: {r.json()['text'].strip()}")
+
+
+def test_readme_open_webui_settings(up, meeting_m4a):
+    """Open WebUI's OpenAI STT engine posts the recording as multipart (file, model) to
+    `<AUDIO_STT_OPENAI_API_BASE_URL>/audio/transcriptions` with `Authorization: Bearer
+    <AUDIO_STT_OPENAI_API_KEY>` and reads `text` from the JSON answer: that request, with the README
+    table's values (the key is the lab's)."""
+    rows = open_webui_rows(README.read_text(encoding="utf-8"))
+    assert rows["AUDIO_STT_ENGINE"] == "openai", rows
+    base = on_lab(rows["AUDIO_STT_OPENAI_API_BASE_URL"], up)
+    with open(meeting_m4a / "meeting.m4a", "rb") as f:
+        r = requests.post(f"{base}/audio/transcriptions", headers={"Authorization": f"Bearer {up.key}"},
+                          files={"file": ("audio.m4a", f, "audio/mp4")}, data={"model": rows["AUDIO_STT_MODEL"]},
+                          timeout=300)
+    assert r.status_code == 200, r.text
+    assert transcript_words(r.json()["text"]) == JFK_WORDS, r.text
+    print(f"\n[test-demo] Open WebUI STT request: {r.json()['text'].strip()}")
 
 
 def test_make_demo_down_leaves_nothing(demo):

@@ -267,6 +267,21 @@ def probe_cuda(settings: Settings, nvml: gpu.Nvml | None = None) -> CudaProbe:
                      cpu_compute_types=cpu_types, error=error, gpu_name=name)
 
 
+# Inference threads run this much nicer than the rest of the process: when every core decodes, the
+# event loop (/health, refusals) still gets a core as soon as it wakes. Linux niceness is per thread
+# and threads inherit it, so the loader thread sets it for itself and everything it starts: the
+# workers and CTranslate2's own threads. Alone on its machine, inference loses nothing by it.
+INFERENCE_NICE = 5
+
+
+def _yield_cpu_to_http() -> None:
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + INFERENCE_NICE))
+    except (AttributeError, OSError) as exc:  # not Linux, or a sandbox that forbids it: keep the priority
+        log.debug("inference threads keep the process priority: %s", exc)
+
+
 class Engine:
     def __init__(self, settings: Settings, stats: EngineStats | None = None) -> None:
         self.settings = settings
@@ -327,6 +342,7 @@ class Engine:
     def _load_then_serve(self) -> None:
         from faster_whisper import BatchedInferencePipeline, WhisperModel
 
+        _yield_cpu_to_http()
         s = self.settings
         started = time.monotonic()
         try:
@@ -405,19 +421,31 @@ class Engine:
         self._worker()
 
     # submission --------------------------------------------------------------------------------
-    def submit(self, job: Job) -> concurrent.futures.Future:
+    def refusal(self) -> ApiError | None:
+        """The error ``submit`` would raise now (loading, failed, every worker busy and the queue full),
+        or None: the HTTP layer asks before it reads a request's body."""
         if self.state == "loading":
-            raise Busy("the model is still loading; retry in a few seconds", headers={"Retry-After": "5"})
+            return Busy("the model is still loading; retry in a few seconds", headers={"Retry-After": "5"})
         if self.state != "ready":
-            raise ApiError(f"the model is not available: {self.error}", status=503, type="server_error",
-                           code="model_unavailable")
+            return ApiError(f"the model is not available: {self.error}", status=503, type="server_error",
+                            code="model_unavailable")
         # The queue holds `workers` running slots on top of QUEUE_SIZE waiting ones.
         if self._queue.qsize() + self.busy >= self.settings.queue_size + self.settings.workers:
-            raise Busy(
+            return Busy(
                 f"all {self.settings.workers} worker(s) are busy and {self.settings.queue_size} request(s) wait "
                 "(WHISPER_API_QUEUE_SIZE); retry later",
                 headers={"Retry-After": str(self._retry_after())},
             )
+        return None
+
+    def gpu_sample(self, index: int) -> gpu.GpuSample | None:
+        """NVML's reading of the GPU at ``index`` (None without NVML): /metrics' GPU gauges."""
+        return self.nvml.sample(index)
+
+    def submit(self, job: Job) -> concurrent.futures.Future:
+        refusal = self.refusal()
+        if refusal is not None:
+            raise refusal
         try:
             self._queue.put_nowait(job)
         except queue.Full:

@@ -109,6 +109,20 @@ def test_simulated_pve_roles_check_converge_idempotence_and_no_secret(sim):  # n
     assert sim.token_secret not in out, "the API token secret appeared in -vvv output"
     assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in out  # module invocations were printed, masked
 
+    # the way back: both roles with state absent (check mode first), then again with nothing left to do
+    undo = ["-e", "proxmox_gpu_vm_state=absent", "-e", "proxmox_pci_mapping_state=absent"]
+    rc, out, recap = run_playbook(sim, "roles.yml", *undo, "--check")
+    assert rc == 0, out[-6000:]
+    assert recap["localhost"]["changed"] == 2, out[-6000:]
+    assert "whisper-gpu" in [v["name"] for v in api(sim, "nodes/pve/qemu").json()["data"]], "check mode destroyed the VM"
+    rc, out, recap = run_playbook(sim, "roles.yml", *undo)
+    assert rc == 0, out[-6000:]
+    assert recap["localhost"]["changed"] == 2, out[-6000:]
+    assert [v["vmid"] for v in api(sim, "nodes/pve/qemu").json()["data"]] == [9000], "the VM (only) must be gone"
+    assert api(sim, "cluster/mapping/pci").json()["data"] == [], "the mapping must be gone"
+    rc, out, recap = run_playbook(sim, "roles.yml", *undo)
+    assert rc == 0 and recap["localhost"]["changed"] == 0, out[-6000:]
+
 
 def test_simulated_pve_module_secret_not_in_verbose_output_on_failure(sim):  # noqa: F811
     rc, out, _err = run_playbook(sim, "module_secret.yml", "-vvv")
@@ -233,3 +247,18 @@ def test_a_stage_run_alone_logs_into_nothing_else(tmp_path):
     assert "PLAY [Proxmox host" in out and "TASK [Gathering Facts]" in out  # the plays were there
     assert "whisper-gpu must reboot to load the NVIDIA driver" in out, out[-6000:]
     assert rc != 0
+
+
+def test_simulated_pve_refuses_to_destroy_a_running_vm(sim):  # noqa: F811
+    """qemu-server's destroy_vm dies on a running VM ("VM 150 is running - destroy failed"): the module
+    stops it first, so this is what a client that does not would get."""
+    headers = {"Authorization": "PVEAPIToken=%s=%s" % (sim.token_id, sim.token_secret)}
+    base = "https://127.0.0.1:%s/api2/json" % sim.port
+    r = requests.post(base + "/nodes/pve/qemu", verify=sim.ca_path, timeout=10, headers=headers,
+                      data={"vmid": 160, "name": "vm-running", "memory": 1024})
+    assert r.status_code == 200, r.text
+    r = requests.post(base + "/nodes/pve/qemu/160/status/start", verify=sim.ca_path, timeout=10, headers=headers)
+    assert r.status_code == 200, r.text
+    r = requests.delete(base + "/nodes/pve/qemu/160", verify=sim.ca_path, timeout=10, headers=headers)
+    assert r.status_code == 500 and r.json()["message"] == "VM 160 is running - destroy failed\n", r.text
+    assert api(sim, "nodes/pve/qemu/160/status/current").json()["data"]["status"] == "running"

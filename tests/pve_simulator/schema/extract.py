@@ -31,7 +31,17 @@ PATHS = [
     "/nodes/{node}/qemu/{vmid}/status/current",
     "/nodes/{node}/qemu/{vmid}/status/start",
     "/nodes/{node}/qemu/{vmid}/status/stop",
+    "/nodes/{node}/qemu/{vmid}/resize",
+    "/nodes/{node}/storage",
     "/nodes/{node}/tasks/{upid}/status",
+    "/access/users",
+    "/access/users/{userid}",
+    "/access/users/{userid}/token",
+    "/access/users/{userid}/token/{tokenid}",
+    "/access/roles",
+    "/access/roles/{roleid}",
+    "/access/acl",
+    "/access/permissions",
 ]
 
 

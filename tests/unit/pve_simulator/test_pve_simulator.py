@@ -28,6 +28,10 @@ def call(sim, method, path, data=None, token=None, params=None):  # noqa: F811
                             params=params, headers={"Authorization": token}, verify=sim.ca_path, timeout=10)
 
 
+def root_token(sim):  # noqa: F811
+    return "PVEAPIToken=%s=%s" % (sim.root_token_id, sim.root_token_secret)
+
+
 def errors(resp):
     assert resp.status_code == 400, resp.text
     assert resp.reason == "Parameter verification failed."
@@ -241,6 +245,10 @@ def test_simulated_pve_template_and_linked_clone(sim):  # noqa: F811
     resp = call(sim, "POST", "/nodes/pve/qemu/140/clone", {"newid": "141"})
     assert resp.status_code == 500 and resp.reason == "unable to create VM 141: config file already exists"
     resp = call(sim, "POST", "/nodes/pve/qemu", {"vmid": "142", "scsi0": "nfs-backup:4"})
+    # the tests' token has Datastore.AllocateSpace on the role's storage only; PVE checks it first
+    assert resp.status_code == 403
+    assert resp.reason == "Permission check failed (/storage/nfs-backup, Datastore.AllocateSpace)"
+    resp = call(sim, "POST", "/nodes/pve/qemu", {"vmid": "142", "scsi0": "nfs-backup:4"}, token=root_token(sim))
     assert resp.status_code == 500 and resp.reason == "storage 'nfs-backup' does not exist"
 
 

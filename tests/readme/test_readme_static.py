@@ -32,6 +32,7 @@ DEMO = "tests/readme/test_readme_demo.py"
 STATIC = "tests/readme/test_readme_static.py"
 PVE = "tests/integration/pve/test_pve_playbooks.py"
 INSTALL = "tests/readme/test_install.py"
+PERSONA = "tests/readme/test_readme_persona.py"
 
 # (README file, regex on the command text, the test that runs it)
 COVERAGE = [
@@ -60,6 +61,10 @@ COVERAGE = [
     (README, r"ansible-playbook -i inventories/mylab --ask-vault-pass playbooks/bootstrap\.yml",
      f"{INSTALL}::test_mylab_bootstrap_command_loads"),
     (README, r"-e proxmox_vfio_reboot_ok=true", f"{STATIC}::test_homelab_reboot_consent_is_a_role_variable"),
+    (README, r"ansible-playbook -i inventories/mylab --ask-vault-pass playbooks/undo\.yml -e proxmox_vfio_reboot_ok=true",
+     f"{PERSONA}::test_4_undo_puts_the_host_back_after_a_reboot"),
+    (README, r"ansible-playbook -i inventories/mylab --ask-vault-pass playbooks/undo\.yml --check --diff",
+     f"{PERSONA}::test_4_undo_puts_the_host_back_after_a_reboot"),
     (README, r"--tags host\|mapping\|vm\|driver\|whisper\|verify", f"{STATIC}::test_stage_tags_and_playbooks"),
     (README, r"ansible-doc homelab\.gpu_passthrough\.\w+", f"{STATIC}::test_ansible_doc_modules"),
     (README, r"ansible-doc -t role homelab\.gpu_passthrough\.<role>", f"{STATIC}::test_ansible_doc_roles"),

@@ -52,9 +52,9 @@ POOL := test-lab-vm lint test-unit test-modules test-pve test-readme test-guest 
 TEST_ORDER := test-apt test-lab test-pool
 
 .PHONY: test-apt test-pool test-lab-vm
-test-apt: ## the Debian packages of every test (lab, service tools, shellcheck), installed once up front
+test-apt: ## the Debian packages of every test (lab, service tools, the benchmark's ffmpeg, shellcheck), installed once up front
 	lab/bin/lab deps
-	@$(MAKE) --no-print-directory service-apt
+	@$(MAKE) --no-print-directory bench-apt
 	@command -v shellcheck >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null; }
 
 test-lab-vm: setup ## the lab VM's two boots, one after the other: test-vfio, then test-demo

@@ -325,7 +325,7 @@ def service_peers(configs: list[str], model_dir: str, threads: int, beam: int, p
     base = {"HF_HUB_OFFLINE": "1", "WHISPER_API_MODEL": model_dir, "WHISPER_API_LOG_LEVEL": "warning",
             "WHISPER_API_DEVICE": "cpu", "WHISPER_API_COMPUTE_TYPE": "int8", "WHISPER_API_CPU_THREADS": str(threads),
             "WHISPER_API_BEAM_SIZE": str(beam), "WHISPER_API_QUEUE_SIZE": "64", "WHISPER_API_HOST": "127.0.0.1"}
-    _, common = parse_config("common=" + os.environ.get("BENCH_SERVICE_ENV", ""))
+    common = parse_config("common=" + os.environ.get("BENCH_SERVICE_ENV", ""))[1]
     exe = str(Path(sys.executable).parent / "whisper-api")
     out = []
     for spec in configs:

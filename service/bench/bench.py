@@ -344,8 +344,8 @@ def main() -> int:
     ap.add_argument("--beam", type=int, default=5)
     ap.add_argument("--servers", default=",".join(SERVERS), help=f"comma-separated, of {', '.join(SERVERS)}")
     ap.add_argument("--config", action="append", default=None, metavar="LABEL=VAR=VALUE ...",
-                    help="a whisper-api configuration (repeatable; default: 'defaults=' and 'batching off="
-                         "WHISPER_API_BATCHED=false', the latter from $BENCH_BATCHING_OFF when set); "
+                    help="a whisper-api configuration (repeatable; default: 'defaults=' and 'batching off={}', "
+                         "where {} stands for $BENCH_BATCHING_OFF, else WHISPER_API_BATCHED=false); "
                          "$BENCH_SERVICE_ENV (VAR=VALUE ...) applies to every configuration")
     ap.add_argument("--a-requests", type=int, default=4, help="workload A: concurrent 48-60 s requests")
     ap.add_argument("--b-requests", type=int, default=16, help="workload B: concurrent 3-8 s utterances")

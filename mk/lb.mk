@@ -14,7 +14,8 @@ test-lb: setup ## molecule test -s whisper_lb (HAProxy in front of two real whis
 	mkdir -p $(LB_LOG_DIR)
 	@t=$$SECONDS; rc=0; \
 	MOLECULE_EPHEMERAL_DIRECTORY=$(MOLECULE_STATE)/whisper_lb molecule test -s whisper_lb > $(LB_LOG_DIR)/whisper_lb.log 2>&1 || rc=$$?; \
-	grep -E 'LB stream: |HAProxy [0-9.]+|reloaded, master|refused: |balances |changed=' $(LB_LOG_DIR)/whisper_lb.log | sed -e 's/^ *"\?msg"\?: //' | cut -c1-400 | sort -u; \
+	grep -E 'HAProxy [0-9.]+|reloaded, master|refused: |balances |changed=' $(LB_LOG_DIR)/whisper_lb.log | sed -e 's/^ *"\?msg"\?: //' | cut -c1-400 | sort -u; \
+	grep -A8 "LB stream: " $(LB_LOG_DIR)/whisper_lb.log | sed -n "/LB stream/,/}'/p" | tr -s ' \n' ' '; echo; \
 	echo "test-lb: molecule test -s whisper_lb rc=$$rc in $$((SECONDS - t)) s (log: $(LB_LOG_DIR)/whisper_lb.log)"; \
 	if [ $$rc -ne 0 ]; then tail -n 80 $(LB_LOG_DIR)/whisper_lb.log; exit $$rc; fi
 

@@ -108,7 +108,7 @@ def main() -> int:
     assert all(state(m0, a.proxy, s) == "UP" for s in servers), {s: state(m0, a.proxy, s) for s in servers}
     t0 = time.monotonic()
     deadline = t0 + a.timeout
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(a.concurrency)]
+    threads = [threading.Thread(target=worker, daemon=True) for _worker in range(a.concurrency)]
     for t in threads:
         t.start()
     phases = {}
@@ -148,6 +148,7 @@ def main() -> int:
         t.join(timeout=180)
     m_end = scrape(a.metrics)
     if phases:
+        phases["restarting (start -> UP)"] = {s: served(m_up, s) - served(m_down_end, s) for s in servers}
         phases["back up (UP -> end)"] = {s: served(m_end, s) - served(m_up, s) for s in servers}
     statuses: dict[str, int] = {}
     for status, _ok, _t in results:

@@ -47,8 +47,9 @@ include $(sort $(wildcard mk/*.mk))
 # name or subnet. The lab VM boots twice in all, one boot after the other in one lane
 # (test-lab-vm: test-vfio, then test-demo), while the other lane takes the rest in order: lint and
 # sanity, unit tests, module playbooks, the simulated PVE API, the README's static commands, the
-# nspawn machines (guest roles, the systemd-boot path) and the service's tests with the real model.
-POOL := test-lab-vm lint test-unit test-modules test-pve test-readme test-guest test-vfio-sdboot test-service
+# nspawn machines (guest roles, the load balancer, the systemd-boot path) and the service's tests
+# with the real model.
+POOL := test-lab-vm lint test-unit test-modules test-pve test-readme test-guest test-lb test-vfio-sdboot test-service
 TEST_ORDER := test-apt test-lab test-pool
 
 .PHONY: test-apt test-pool test-lab-vm

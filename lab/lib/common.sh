@@ -19,6 +19,7 @@ LAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Guest machines (systemd-nspawn): name list; the position gives the subnet 10.213.<N>.0/30
 : "${LAB_GUESTS:=whisper-guest driver-guest}"
 : "${LAB_GUEST_NET:=10.213}"
+: "${LAB_GUEST_LAN:=0}"          # 1: the guests share one bridge and reach each other (guests.sh)
 
 LAB_KEY="$LAB_STATE_DIR/id_ed25519"
 LAB_ROOT_UUID=5b1c0d7e-1ab0-4c1e-9d3e-0a1b2c3d4e5f
@@ -148,7 +149,7 @@ lab_leftovers() {
     [ -z "$out" ] || { echo "loop devices:"; echo "$out"; found=1; }
     out=$(ip netns list 2>/dev/null | grep -E "^$LAB_NAME-" || true)
     [ -z "$out" ] || { echo "network namespaces:"; echo "$out"; found=1; }
-    out=$(ip -br link 2>/dev/null | grep -E "^$LAB_NAME-g[0-9]+" || true)
+    out=$(ip -br link 2>/dev/null | grep -E "^$LAB_NAME-(g[0-9]+|lan)[ @]" || true)
     [ -z "$out" ] || { echo "links:"; echo "$out"; found=1; }
     if [ $found = 0 ]; then
         echo "nothing left: no qemu/systemd-nspawn process, mount, loop device, netns or veth of this lab"

@@ -5,6 +5,9 @@
 # cached guest rootfs, each in a network namespace the lab creates, reached over a veth pair:
 #   host side  ${LAB_NAME}-g<N>  ${LAB_GUEST_NET}.<N>.1/30
 #   guest side host0             ${LAB_GUEST_NET}.<N>.2/30   (N = position in LAB_GUESTS)
+# LAB_GUEST_LAN=1 puts the host sides on one bridge ${LAB_NAME}-lan (which then holds the .1
+# addresses) and gives each guest an on-link route to ${LAB_GUEST_NET}.0.0/16: the guests reach each
+# other on one Ethernet segment (a load balancer and its backends), without the host routing.
 
 GUESTS_DIR="$LAB_STATE_DIR/guests"
 
@@ -13,6 +16,7 @@ guest_index() {  # name -> 1-based position in LAB_GUESTS
     for g in $LAB_GUESTS; do i=$((i + 1)); [ "$g" = "$1" ] && { echo "$i"; return 0; }; done
     return 1
 }
+guest_lan() { echo "$LAB_NAME-lan"; }   # the bridge of LAB_GUEST_LAN=1
 guest_addr() { echo "$LAB_GUEST_NET.$(guest_index "$1").2"; }
 
 guest_pid() {  # nspawn pid of a guest if it runs
@@ -32,6 +36,7 @@ validate_guests() {
         [[ $g =~ ^[a-z][a-z0-9-]{0,30}$ ]] || die "guest name '$g' in LAB_GUESTS is invalid: use lower-case letters, digits and '-', starting with a letter (max 31)"
     done
     [ "$i" -ge 1 ] && [ "$i" -le 250 ] || die "LAB_GUESTS must name 1 to 250 guests (got $i)"
+    [[ $LAB_GUEST_LAN =~ ^[01]$ ]] || die "LAB_GUEST_LAN='$LAB_GUEST_LAN' must be 0 (a /30 link per guest) or 1 (also one bridge between the guests)"
     [[ $LAB_GUEST_NET =~ ^[0-9]{1,3}\.[0-9]{1,3}$ ]] || die "LAB_GUEST_NET='$LAB_GUEST_NET' must be the first two octets, e.g. 10.213"
     [ ${#LAB_NAME} -le 8 ] && [[ $LAB_NAME =~ ^[a-z][a-z0-9]*$ ]] || die "LAB_NAME='$LAB_NAME' must be 1-8 lower-case letters/digits (it prefixes interface names)"
 }
@@ -68,12 +73,19 @@ guest_up() {
         install -m 0600 "$LAB_KEY.pub" "$rootfs/root/.ssh/authorized_keys"
         ip netns add "$ns"
         ip link add "$veth" type veth peer name host0 netns "$ns"
-        ip addr add "$LAB_GUEST_NET.$idx.1/30" dev "$veth"
+        if [ "$LAB_GUEST_LAN" = 1 ]; then
+            ip link show "$(guest_lan)" >/dev/null 2>&1 || { ip link add "$(guest_lan)" type bridge; ip link set "$(guest_lan)" up; }
+            ip link set "$veth" master "$(guest_lan)"
+            ip addr add "$LAB_GUEST_NET.$idx.1/30" dev "$(guest_lan)"
+        else
+            ip addr add "$LAB_GUEST_NET.$idx.1/30" dev "$veth"
+        fi
         ip link set "$veth" up
         ip -n "$ns" link set lo up
         ip -n "$ns" addr add "$LAB_GUEST_NET.$idx.2/30" dev host0
         ip -n "$ns" link set host0 up
         ip -n "$ns" route add default via "$LAB_GUEST_NET.$idx.1"
+        [ "$LAB_GUEST_LAN" != 1 ] || ip -n "$ns" route add "$LAB_GUEST_NET.0.0/16" dev host0
         setsid systemd-nspawn -D "$rootfs" -b -M "$name" --register=no --keep-unit \
             --network-namespace-path="/run/netns/$ns" --console=passive \
             </dev/null >"$d/console.log" 2>&1 &
@@ -106,6 +118,9 @@ guest_teardown() {  # stop and remove everything of one guest; safe to repeat
     fi
     idx=$(cat "$d/index" 2>/dev/null || true)
     if [ -n "$idx" ] && ip link show "$LAB_NAME-g$idx" >/dev/null 2>&1; then ip link del "$LAB_NAME-g$idx"; fi
+    if [ -n "$idx" ] && ip link show "$(guest_lan)" >/dev/null 2>&1; then
+        ip addr del "$LAB_GUEST_NET.$idx.1/30" dev "$(guest_lan)" 2>/dev/null || true
+    fi
     if ip netns list 2>/dev/null | grep -qE "^$LAB_NAME-$name( |$)"; then ip netns del "$LAB_NAME-$name"; fi
     rm -rf "$d/upper" "$d/work" "$d/nspawn.pid"
     [ -d "$d/root" ] && rmdir "$d/root" 2>/dev/null || true
@@ -113,9 +128,11 @@ guest_teardown() {  # stop and remove everything of one guest; safe to repeat
 
 guests_down() {
     local d
-    [ -d "$GUESTS_DIR" ] || return 0
-    for d in "$GUESTS_DIR"/*/; do
-        [ -d "$d" ] || continue
-        guest_teardown "$(basename "$d")"
-    done
+    if [ -d "$GUESTS_DIR" ]; then
+        for d in "$GUESTS_DIR"/*/; do
+            [ -d "$d" ] || continue
+            guest_teardown "$(basename "$d")"
+        done
+    fi
+    if ip link show "$(guest_lan)" >/dev/null 2>&1; then ip link del "$(guest_lan)"; log "$(guest_lan) removed"; fi
 }

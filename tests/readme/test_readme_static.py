@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -66,7 +67,9 @@ COVERAGE = [
      f"{PERSONA}::test_4_undo_puts_the_host_back_after_a_reboot"),
     (README, r"ansible-playbook -i inventories/mylab --ask-vault-pass playbooks/undo\.yml --check --diff",
      f"{PERSONA}::test_4_undo_puts_the_host_back_after_a_reboot"),
-    (README, r"--tags host\|mapping\|vm\|driver\|whisper\|verify", f"{STATIC}::test_stage_tags_and_playbooks"),
+    (README, r"--tags host\|mapping\|vm\|driver\|whisper\|lb\|verify", f"{STATIC}::test_stage_tags_and_playbooks"),
+    (README, r"ansible-playbook -i inventories/mylab --ask-vault-pass playbooks/site\.yml --tags vm,lb",
+     f"{STATIC}::test_multi_gpu_example_and_the_lb_refresh_command"),
     (README, r"ansible-doc homelab\.gpu_passthrough\.\w+", f"{STATIC}::test_ansible_doc_modules"),
     (README, r"ansible-doc -t role homelab\.gpu_passthrough\.<role>", f"{STATIC}::test_ansible_doc_roles"),
     (README, r"-vvv", f"{PVE}::test_simulated_pve_roles_check_converge_idempotence_and_no_secret"),
@@ -76,7 +79,7 @@ COVERAGE = [
     (README, r"make bench-service", f"{STATIC}::test_make_bench_service_prints_the_table"),
     (README, r"make help", "tests/unit/test_make_help.py::test_every_public_target_is_listed_with_a_description"),
     (README, r"make test-(vfio|demo)", f"{STATIC}::test_the_demo_module_is_run_by_make_test"),
-    (README, r"make test-(lab-vm|vfio-sdboot)", "tests/unit/test_make_help.py::test_make_test_runs_every_test_target"),
+    (README, r"make test-(lab-vm|vfio-sdboot|lb)", "tests/unit/test_make_help.py::test_make_test_runs_every_test_target"),
     (README, r"make test-readme", f"{STATIC}::test_the_demo_module_is_run_by_make_test"),
     (HOMELAB_README, r"cp -r inventories/homelab inventories/mylab", f"{INSTALL}::test_vault_rekey_and_edit_on_the_copy"),
     (HOMELAB_README, r"ansible-vault (rekey|edit)( inventories/mylab/group_vars/all/vault\.yml)?",
@@ -93,7 +96,7 @@ COVERAGE = [
 ]
 
 LIST_ONLY = ["--list-hosts", "--list-tasks"]
-STAGES = ["host", "mapping", "vm", "driver", "whisper", "verify"]
+STAGES = ["host", "mapping", "vm", "driver", "whisper", "lb", "verify"]
 
 
 def claims(readme: Path, text: str) -> list[str]:
@@ -215,6 +218,49 @@ def test_stage_tags_and_playbooks(ssh_home):
         == [f"{s}.yml" for s in STAGES]
 
 
+def uncomment_multi_gpu(hosts_yml: str) -> str:
+    """inventories/homelab/hosts.yml with its commented multi_gpu block (two nodes, an LB) switched on."""
+    lines, out, inside = hosts_yml.splitlines(), [], False
+    for line in lines:
+        if "---8<---" in line or "--->8---" in line:
+            inside = "---8<---" in line
+            continue
+        out.append(re.sub(r"^(\s*)# ?", r"\1", line, count=1) if inside else line)
+    assert any("multi_gpu:" in ln and not ln.lstrip().startswith("#") for ln in out), "no multi_gpu block found"
+    return "\n".join(out) + "\n"
+
+
+def test_multi_gpu_example_and_the_lb_refresh_command(ssh_home, tmp_path):
+    """The README's command that refreshes the load balancer's VM list, on a copy of the homelab
+    inventory with its commented two-node example switched on (as a reader would): Ansible loads the
+    inventory, the vault, the vm and lb stages and the whisper_lb role, and stops before contacting
+    192.168.20.x. The lb stage runs for real on lab machines in make test-lb (molecule/whisper_lb)."""
+    cmd = next(c.text for c in commands(README) if c.text.endswith("--tags vm,lb"))
+    mylab = tmp_path / "inventories" / "mylab"
+    shutil.copytree(REPO / "inventories" / "homelab", mylab)
+    hosts = mylab / "hosts.yml"
+    hosts.write_text(uncomment_multi_gpu(hosts.read_text(encoding="utf-8")), encoding="utf-8")
+    (tmp_path / "playbooks").symlink_to(REPO / "playbooks")
+    (tmp_path / "vault-pass").write_text(VAULT_EXAMPLE_PASSWORD + "\n", encoding="utf-8")
+    inv = bash(f"ansible-inventory -i {mylab} --vault-password-file {tmp_path / 'vault-pass'} --list")
+    assert inv.returncode == 0, inv.stderr
+    data = json.loads(inv.stdout)
+    assert data["proxmox_hosts"]["hosts"] == ["server", "server2"], data["proxmox_hosts"]
+    assert data["lb_hosts"]["hosts"] == ["whisper-lb"], data.get("lb_hosts")
+    node2 = data["_meta"]["hostvars"]["server2"]
+    # the second node's own card and VM override group_vars/ (host variables win)
+    assert node2["gpu_address"] == "0000:01:00.0" and node2["proxmox_gpu_vm_name"] == "whisper-gpu2", node2
+    assert data["_meta"]["hostvars"]["server"]["gpu_address"] == "0000:03:00.0"
+    rc, out = run_pty(cmd.split() + LIST_ONLY, [(r"Vault password", VAULT_EXAMPLE_PASSWORD)], cwd=tmp_path,
+                      extra_env={"HOME": str(ssh_home)})
+    assert rc == 0, out
+    assert re.search(r"play #\d+ \(proxmox_hosts\): GPU VM.*\n\s+pattern: \['proxmox_hosts'\]\n\s+hosts \(2\):", out), out
+    assert re.search(r"play #\d+ \(lb_hosts\): Load balancer.*\n\s+pattern: \['lb_hosts'\]\n\s+hosts \(1\):\n\s+whisper-lb", out), out
+    assert "whisper_lb : Write the HAProxy configuration" in out, out
+    listed = [ln for ln in out.splitlines() if "TAGS:" in ln and "play #" not in ln]
+    assert all(re.search(r"TAGS: \[[^\]]*\b(vm|lb|always)\b", ln) for ln in listed), listed
+
+
 def test_ansible_doc_modules():
     cmds = [c.text for c in commands(README) if re.fullmatch(r"ansible-doc homelab\.gpu_passthrough\.\w+", c.text)]
     modules = sorted(p.stem for p in (REPO / "plugins/modules").glob("*.py") if p.stem != "__init__")
@@ -229,7 +275,7 @@ def test_ansible_doc_modules():
 def test_ansible_doc_roles():
     cmd = next(c.text for c in commands(README) if "-t role" in c.text)
     roles = sorted(p.parent.parent.name for p in (REPO / "roles").glob("*/meta/argument_specs.yml"))
-    assert len(roles) == 6, roles
+    assert len(roles) == 7, roles
     for role in roles:
         res = bash(cmd.replace("<role>", role))
         assert res.returncode == 0, res.stderr

@@ -16,7 +16,7 @@ import pytest
 from helpers import README, REPO, commands, refuse_example_network
 
 LIST_ONLY = ["--list-hosts", "--list-tasks"]
-STAGES = ["host", "mapping", "vm", "driver", "whisper", "verify"]
+STAGES = ["host", "mapping", "vm", "driver", "whisper", "lb", "verify"]
 DEV_TOOLS = ("ansible-lint", "molecule", "pytest", "yamllint", "hypothesis", "antsibull-docs", "antsibull-changelog")
 NEW_PASSWORD = "my-own-vault-password"
 REAL_PIP_CACHE = Path(os.environ.get("PIP_CACHE_DIR", Path.home() / ".cache" / "pip"))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import string
 
-PLACEHOLDERS = ("node", "storage", "bridge")
+PLACEHOLDERS = ("node", "storage", "image_storage", "bridge")
 # PVE's pve-roleid / token id patterns (pve-access-control): a role id and a token name.
 _ROLEID_RE = re.compile(r"^[A-Za-z0-9\.\-_]+$")
 _TOKENID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9\.\-_]+$")

@@ -197,17 +197,29 @@ class PveClient(object):
         return self._call("DELETE", path, params)
 
     # ---- tasks -------------------------------------------------------------------------------
-    def wait_task(self, upid, timeout=None, what=None):
+    def task_log(self, upid, start=0):
+        """The lines of a task's log from line ``start`` (0-based), as text."""
+        node = parse_upid(upid)["node"]
+        lines = self.get(["nodes", node, "tasks", upid, "log"], start=start, limit=500)
+        return [str(entry.get("t", "")) for entry in sorted(lines or [], key=lambda e: int(e.get("n", 0)))]
+
+    def wait_task(self, upid, timeout=None, what=None, progress=None):
         """Poll ``/nodes/{node}/tasks/{upid}/status`` until the task stops; raise PveTaskError unless OK.
 
         ``WARNINGS: n`` counts as success (the task finished, with warnings in its log), like
-        community.proxmox does.
+        community.proxmox does. With ``progress`` (a callable), every new line of the task's log is
+        passed to it as the task writes it (read at each poll), so a long task shows what it does.
         """
         fields = parse_upid(upid)
         deadline = time.monotonic() + (timeout or self.task_timeout)
         label = what or "%s task for %s" % (fields["type"], fields["id"] or fields["node"])
+        seen = 0
         while True:
             status = self.get(["nodes", fields["node"], "tasks", upid, "status"])
+            if progress is not None:
+                for line in self.task_log(upid, start=seen):
+                    seen += 1
+                    progress(line)
             if status.get("status") == "stopped":
                 exit_status = str(status.get("exitstatus", ""))
                 if exit_status == "OK" or exit_status.startswith("WARNINGS"):

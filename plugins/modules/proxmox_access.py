@@ -41,13 +41,13 @@ options:
   grants:
     description:
       - What to grant, each item C(path), C(privileges) (a list) and C(why) (ignored here).
-      - A path may hold the placeholders C({node}), C({storage}) and C({bridge}), filled from O(placeholders).
+      - A path may hold the placeholders C({node}), C({storage}), C({image_storage}) and C({bridge}), filled from O(placeholders).
       - Each path gets a role with its privileges and an ACL entry of that role (two items on one path are merged).
     type: list
     elements: dict
     required: true
   placeholders:
-    description: Values of the path placeholders, keys C(node), C(storage), C(bridge).
+    description: Values of the path placeholders, keys C(node), C(storage), C(image_storage), C(bridge).
     type: dict
     default: {}
   comment:

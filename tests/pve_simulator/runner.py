@@ -92,11 +92,12 @@ def placeholder_values(node: str = TEST_NODE) -> dict[str, str]:
 
     with open(GPU_VM_DEFAULTS_FILE, encoding="utf-8") as fh:
         defaults = yaml.safe_load(fh)
-    return {"node": node, "storage": defaults["proxmox_gpu_vm_storage"], "bridge": defaults["proxmox_gpu_vm_bridge"]}
+    return {"node": node, "storage": defaults["proxmox_gpu_vm_storage"], "bridge": defaults["proxmox_gpu_vm_bridge"],
+            "image_storage": defaults["proxmox_gpu_vm_cloud_image_storage"]}
 
 
 def fill_path(path: str, values: dict[str, str]) -> str:
-    """A grant's path with its placeholders ({node}, {storage}, {bridge}) filled."""
+    """A grant's path with its placeholders ({node}, {storage}, {image_storage}, {bridge}) filled."""
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
 
@@ -145,6 +146,8 @@ class Simulator:
     root_token_id: str = "root@pam!simulator"
     root_token_secret: str = field(default_factory=lambda: secrets.token_hex(16))
     grants: list | None = None  # None: _proxmox_api_access_grants (tests may start with a changed list)
+    # download-url's "internet": URL -> a local file the simulated node serves it from (no network)
+    downloads: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
 
     def start(self, fixture: str | None = None) -> "Simulator":
@@ -166,6 +169,11 @@ class Simulator:
                "--access", access_file, "--ready-file", ready, "--log-file", self.log_file]
         if fixture:
             cmd += ["--fixture", fixture]
+        if self.downloads:
+            downloads_file = os.path.join(self.directory, "downloads.json")
+            with open(downloads_file, "w", encoding="utf-8") as fh:
+                json.dump(self.downloads, fh)
+            cmd += ["--downloads", downloads_file]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)  # noqa: S603 - fixed argv
         deadline = time.monotonic() + 30
         while not os.path.exists(ready):

@@ -25,7 +25,9 @@ PVE/Mapping/PCI.pm, qemu-server): creating or updating a mapping checks only the
 entry is compared with the node's hardware (``assert_valid``) by ``GET /cluster/mapping/pci?check-node``
 and when a VM using it starts ("PCI device mapping invalid (hardware probably changed)").
 Worker tasks (create, clone, template, start, stop, config POST) report ``running`` on their first
-status poll and ``stopped`` afterwards, so clients must really wait for them.
+status poll and ``stopped`` afterwards, so clients must really wait for them; a download-url task runs
+for one poll per line of its log (GET .../log shows the lines written so far). download-url never
+reaches the network: it serves a URL from the local file a test maps it to (``--downloads``).
 """
 from __future__ import annotations
 
@@ -117,6 +119,11 @@ class SimulatedCluster:
         self.access = access
         self.tasks: dict[str, dict[str, Any]] = {}
         self.counter = 0x1000
+        # download-url never reaches the network: a URL is "downloaded" from the local file the test maps
+        # it to (--downloads); any other URL fails the task
+        self.downloads: dict[str, str] = {}
+        # files of file-based storages: (node, storage) -> volname (import/<file>) -> size, format, ctime
+        self.volumes: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
 
     # ---- helpers -------------------------------------------------------------------------
     def mapping_cfg_text(self) -> str:
@@ -181,15 +188,30 @@ class SimulatedCluster:
                 if want != str(have).replace("0x", ""):
                     raise _die(f"'{prop}' does not match for '{name}' ({want} != {have})")
 
-    def new_task(self, node: str, ttype: str, tid: str, user: str, error: str | None = None) -> str:
+    def new_task(self, node: str, ttype: str, tid: str, user: str, error: str | None = None,
+                 log: list[str] | None = None, on_success: Any = None) -> str:
+        """A worker task. It is ``running`` until its status has been polled once per line of ``log``
+        (at least once), then ``stopped`` with ``error`` or OK as exit status; each poll "writes" one
+        more line of ``log`` (GET .../log). ``on_success`` runs when it stops without error."""
         self.counter += 1
         now = int(time.time())
         upid = f"UPID:{node}:{self.counter:08X}:{self.counter * 7:08X}:{now:08X}:{ttype}:{tid}:{user}:"
         self.tasks[upid] = {"node": node, "type": ttype, "id": tid, "user": user, "pid": self.counter,
                             "pstart": self.counter * 7, "starttime": now, "polls": 0,
-                            "exitstatus": error or "OK"}
+                            "exitstatus": error or "OK", "log": list(log or []), "on_success": on_success}
         LOG.info("simulated PVE task %s -> %s", upid, error or "OK")
         return upid
+
+    def task_stopped(self, task: dict[str, Any]) -> bool:
+        return task["polls"] > max(1, len(task["log"]))
+
+    def task_log(self, task: dict[str, Any]) -> list[str]:
+        """The lines written so far; a stopped task ends with "TASK OK" or "TASK ERROR: <exit status>"
+        (the form of a PVE task log's last line, as the simulator writes it)."""
+        if not self.task_stopped(task):
+            return task["log"][:task["polls"]]
+        status = task["exitstatus"]
+        return task["log"] + ["TASK OK" if status == "OK" else f"TASK ERROR: {status}"]
 
     def check_storage(self, node: str, storage: str) -> None:
         if storage not in self.nodes[node]["storage"]:
@@ -421,12 +443,93 @@ class Handler(BaseHTTPRequestHandler):
         task["polls"] += 1
         res = {k: task[k] for k in ("node", "type", "id", "user", "pid", "pstart", "starttime")}
         res["upid"] = params["upid"]
-        if task["polls"] == 1:
+        if not self.sim.task_stopped(task):
             res["status"] = "running"
         else:
+            if task["on_success"] is not None and task["exitstatus"] == "OK":
+                task["on_success"]()
+            task["on_success"] = None
             res["status"] = "stopped"
             res["exitstatus"] = task["exitstatus"]
         return res
+
+    def h_get_nodes_node_tasks_upid_log(self, params: dict[str, Any], user: str) -> Any:
+        """pve-manager Tasks.pm read_task_log: lines {n, t} from ``start`` (0-based), at most ``limit``."""
+        task = self.sim.tasks.get(params["upid"])
+        if task is None or task["node"] != params["node"]:
+            raise _die("no such task")
+        if task["user"] != user:
+            self.sim.access.check(user, f"/nodes/{params['node']}", ["Sys.Audit"])
+        if params.get("download"):
+            raise V.NotImplementedInSimulator("simulated PVE: task log download is not implemented")
+        start, limit = int(params.get("start", 0)), int(params.get("limit", 50))
+        lines = self.sim.task_log(task)
+        return [{"n": i + 1, "t": text} for i, text in enumerate(lines) if i >= start][:limit or None]
+
+    # ---- storage content and download-url (pve-manager/pve-storage; the texts of the failures are the
+    # simulator's own: shared/reference/pve has no source text of download_url) ------------------------
+    def _storage(self, node: str, storage: str) -> dict[str, Any]:
+        spec = self.sim.nodes[node]["storage"].get(storage)
+        if spec is None:
+            raise _die(f"storage '{storage}' does not exist")
+        return spec
+
+    def h_get_nodes_node_storage_storage_content(self, params: dict[str, Any], user: str) -> Any:
+        """The storage's volumes (the schema checked Datastore.Audit or AllocateSpace on /storage/{storage}).
+        Only the files download-url wrote are simulated (import/ and iso/ volumes)."""
+        node, storage = params["node"], params["storage"]
+        self._storage(node, storage)
+        if "vmid" in params:
+            raise V.NotImplementedInSimulator("simulated PVE: listing a VM's images is not implemented")
+        out = []
+        for volname, vol in sorted(self.sim.volumes.get((node, storage), {}).items()):
+            if params.get("content") and params["content"] != vol["content"]:
+                continue
+            out.append({"volid": f"{storage}:{volname}", "content": vol["content"], "format": vol["format"],
+                        "size": vol["size"], "ctime": vol["ctime"]})
+        return out
+
+    def h_post_nodes_node_storage_storage_download_url(self, params: dict[str, Any], user: str) -> Any:
+        """download-url (the schema checked Datastore.AllocateTemplate on the storage and Sys.AccessNetwork
+        on the node, or Sys.Audit and Sys.Modify on /): a worker task that "downloads" the URL from the
+        local file the test gave for it (never the network), checks the checksum, and writes the file."""
+        node, storage, content = params["node"], params["storage"], params["content"]
+        spec = self._storage(node, storage)
+        if spec.get("type", "dir") not in ("dir", "nfs", "cifs", "cephfs", "glusterfs", "btrfs"):
+            raise _die(f"can't upload to storage type '{spec['type']}', not a file based storage!")
+        if content not in spec.get("content", []):
+            raise _die(f"storage '{storage}' is not configured for content-type '{content}'")
+        if "compression" in params:
+            raise V.NotImplementedInSimulator("simulated PVE: download-url compression is not implemented")
+        filename = re.sub(r"[^-a-zA-Z0-9_.]", "_", params["filename"])  # "This will be normalized!"
+        extensions = {"import": Q.IMPORT_EXT_RE, "iso": r"\.(iso|img)", "vztmpl": r"\.tar\.(gz|xz|zst|bz2)"}
+        if not re.fullmatch(rf"[^/]+{extensions[content]}", filename, re.I):
+            raise ApiError(400, "Parameter verification failed.", {"filename": "wrong file extension"})
+        volname = f"{content}/{filename}"
+        if volname in self.sim.volumes.get((node, storage), {}):
+            raise _die(f"refusing to override existing file '{filename}'")
+        path = f"{spec.get('path', '/var/lib/vz')}/{content if content != 'vztmpl' else 'template/cache'}/{filename}"
+        log = [f"downloading {params['url']} to {path}"]
+        source = self.sim.downloads.get(params["url"])
+        if source is None:
+            return self.sim.new_task(node, "download", storage, user, log=log,
+                                     error="download failed: 404 Not Found (simulated: no local file for this URL)")
+        with open(source, "rb") as fh:
+            data = fh.read()
+        total = len(data)
+        log += [f"{total * pct // 100} of {total} bytes ({pct}%)" for pct in (25, 50, 75, 100)]
+        if params.get("checksum"):
+            got = hashlib.new(params["checksum-algorithm"], data).hexdigest()
+            log.append(f"calculating checksum of {filename} ({params['checksum-algorithm']})")
+            if got != params["checksum"].lower():
+                return self.sim.new_task(node, "download", storage, user, log=log,
+                                         error=f"checksum mismatch: got '{got}' != expect '{params['checksum']}'")
+        log.append(f"download of '{params['url']}' to '{path}' finished")
+        volume = {"content": content, "format": filename.rsplit(".", 1)[-1].lower(), "size": total,
+                  "ctime": int(time.time())}
+        files = self.sim.volumes.setdefault((node, storage), {})
+        return self.sim.new_task(node, "download", storage, user, log=log,
+                                 on_success=lambda: files.__setitem__(volname, volume))
 
     # ---- PCI mappings ------------------------------------------------------------------------
     def h_get_cluster_mapping_pci(self, params: dict[str, Any], user: str) -> Any:
@@ -942,6 +1045,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fixture", default=FIXTURE_FILE)
     parser.add_argument("--ready-file", required=True, help="written with the port once listening")
     parser.add_argument("--log-file")
+    parser.add_argument("--downloads", help="JSON file: {url: local file} served by download-url (no network)")
     args = parser.parse_args(argv)
     logging.basicConfig(filename=args.log_file, level=logging.INFO,
                         format="%(asctime)s simulated-pve %(levelname)s %(message)s")
@@ -950,6 +1054,9 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.access, encoding="utf-8") as fh:
         access = json.load(fh)
     server = make_server("127.0.0.1", args.port, args.cert, args.key, fixture, access)
+    if args.downloads:
+        with open(args.downloads, encoding="utf-8") as fh:
+            server.sim.downloads = json.load(fh)  # type: ignore[attr-defined]
     port = server.server_address[1]
     tmp = args.ready_file + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:

@@ -87,6 +87,9 @@ def perl_pattern(pattern: str) -> str:
     return rf"^(?:{pattern})$"
 
 
+_CONTENT_TYPES = ("images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import")
+
+
 def _check_named_format(fmt: str, value: str) -> str | None:
     """Return an error string (PVE wording) or None for a plain named format."""
     if fmt == "pve-node":
@@ -104,10 +107,13 @@ def _check_named_format(fmt: str, value: str) -> str | None:
     if fmt in ("pve-storage-id",):
         ok = re.match(r"^[a-z][a-z0-9\-_.]*[a-z0-9]$", value, re.I)
         return None if ok else f"storage ID '{value}' contains illegal characters"
+    if fmt == "pve-storage-content":
+        # one content type (download-url's ``content``, the content listing's filter)
+        return None if value in _CONTENT_TYPES else f"invalid content type '{value}'"
     if fmt == "pve-storage-content-list":
         # pve-storage verify_content: the dir plugin's types (which include all others) and 'import'
         for item in [x for x in re.split(r"[,;\s]+", value) if x]:
-            if item not in ("images", "rootdir", "vztmpl", "iso", "backup", "snippets", "none", "import"):
+            if item not in _CONTENT_TYPES + ("none",):
                 return f"invalid content type '{item}'"
         return None
     if fmt == "dns-name":
@@ -253,7 +259,7 @@ def check_scalar(schema: dict[str, Any], value: Any, in_property_string: bool = 
         return value, f"value may only be {schema['maxLength']} characters long"
     if "minLength" in schema and len(sval) < int(schema["minLength"]):
         return value, f"value must be at least {schema['minLength']} characters long"
-    if "enum" in schema and sval not in schema["enum"]:
+    if schema.get("enum") is not None and sval not in schema["enum"]:
         return value, f"value '{sval}' does not have a value in the enumeration '{', '.join(schema['enum'])}'"
     if "pattern" in schema and not re.match(perl_pattern(schema["pattern"]), sval):
         return value, "value does not match the regex pattern"
@@ -370,6 +376,10 @@ def validate(parameters: dict[str, Any], params: dict[str, Any]) -> dict[str, An
             errors[name] = err
         out[name] = nv
     for name, spec in properties.items():
+        # "requires": the property needs another one (download-url's checksum and checksum-algorithm);
+        # the message is the simulator's wording
+        if name in params and isinstance(spec.get("requires"), str) and spec["requires"] not in params:
+            errors.setdefault(spec["requires"], f"missing property - '{name}' requires this property")
         if "[n]" in name or spec.get("optional") or name in params:
             continue
         errors[name] = "property is missing and it is not optional"

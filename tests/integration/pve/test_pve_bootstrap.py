@@ -170,7 +170,7 @@ def test_bootstrap_writes_the_vault_and_a_second_run_changes_nothing(sim_module,
     roles = {r["roleid"]: sorted(r["privs"].split(",")) for r in state["roles"]}
     wanted_acl = set()
     for grant in grants:
-        path = grant["path"].format(node=NODE, storage="local-lvm", bridge="vmbr0")
+        path = grant["path"].format(node=NODE, storage="local-lvm", image_storage="local", bridge="vmbr0")
         roleid = role_for_path(ROLE, path)
         assert roles[roleid] == sorted(grant["privileges"]), (path, roles.get(roleid))
         wanted_acl |= {(path, roleid, USER, 1), (path, roleid, TOKENID, 1)}

@@ -12,6 +12,7 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), os.pa
 # the fixture `sim`, imported for pytest:
 from pve_simulator.pytest_plugin import sim  # noqa: E402,F401  pylint: disable=unused-import
 from pve_simulator.access import SPECIAL_ROLES, AccessControl, PermissionDenied  # noqa: E402
+from pve_simulator.runner import grant_role_name  # noqa: E402
 
 
 def call(sim, method, path, data=None, token_id=None, secret=None, params=None):  # noqa: F811
@@ -163,7 +164,8 @@ def test_the_simulators_privilege_groups_are_pve_access_controls():
 def test_import_from_rules_for_a_token(sim):  # noqa: F811
     """qemu-server check_storage_access / pve-storage check_volume_access for ``import-from``: no file
     system paths for tokens, only images/import volumes, import/ files by extension, and read access to
-    the source storage (the tests' token has none on 'local': the README says to add it)."""
+    the source storage (the privilege list grants Datastore.Audit on the image storage 'local'; without
+    that ACL the import is refused)."""
     def create(source, token_id=None, secret=None):
         return call(sim, "POST", "/nodes/pve/qemu", {"vmid": "160", "scsi0": "local-lvm:0,import-from=" + source},
                     token_id=token_id or sim.token_id, secret=secret or sim.token_secret)
@@ -176,6 +178,10 @@ def test_import_from_rules_for_a_token(sim):  # noqa: F811
     resp = create("local:iso/debian.iso")
     assert resp.status_code == 400
     assert resp.json()["errors"] == {"scsi0": "local:iso/debian.iso has wrong type 'iso' - not an image"}
+    assert create("local:import/debian-12-genericcloud-amd64.qcow2").status_code == 200
+    assert call(sim, "DELETE", "/nodes/pve/qemu/160", {}).status_code == 200
+    assert call(sim, "PUT", "/access/acl", {"path": "/storage/local", "roles": grant_role_name("/storage/local"),
+                                            "tokens": sim.token_id, "delete": "1"}).status_code == 200
     resp = create("local:import/debian-12-genericcloud-amd64.qcow2")
     assert resp.status_code == 403
     assert resp.reason == "Permission check failed (/storage/local, Datastore.AllocateSpace|Datastore.Audit)"

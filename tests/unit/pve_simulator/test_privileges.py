@@ -27,6 +27,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_client import PveApiError, PveClient
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_mapping import PciMappingStore
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_storage import NodeStorage
 from ansible_collections.homelab.gpu_passthrough.plugins.modules import proxmox_vm
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir)))
@@ -50,7 +51,7 @@ def test_grants_are_real_privileges_on_distinct_paths():
         unknown = [p for p in grant["privileges"] if p not in VALID_PRIVS]
         assert not unknown, f"{grant['path']}: not PVE privileges: {unknown}"
         assert len(set(grant["privileges"])) == len(grant["privileges"]), grant
-        assert set(re.findall(r"\{(\w+)\}", grant["path"])) <= {"node", "storage", "bridge"}, grant["path"]
+        assert set(re.findall(r"\{(\w+)\}", grant["path"])) <= {"node", "storage", "image_storage", "bridge"}, grant["path"]
 
 
 # ---- the calls of the collection, from its code --------------------------------------------------
@@ -83,11 +84,14 @@ def _matches(schema_path, segments):
 
 
 CALLS, ENDPOINTS = collection_calls()
-SAMPLE = {"node": "pve", "vmid": 150, "newid": 151, "id": "gpu", "upid": "UPID:pve:x"}
+SAMPLE = {"node": "pve", "vmid": 150, "newid": 151, "id": "gpu", "upid": "UPID:pve:x", "storage": VALUES["image_storage"]}
 # privileges a call's description names that the collection's requests do not need
 NOT_NEEDED = {
     ("POST", "/nodes/{node}/qemu", "VM.Backup"): "only for a restore (option 'archive'), never sent",
     ("GET", "/nodes/{node}/tasks/{upid}/status", "Sys.Audit"): "the token owns the tasks it starts",
+    ("GET", "/nodes/{node}/tasks/{upid}/log", "Sys.Audit"): "the token owns the tasks it starts",
+    ("POST", "/nodes/{node}/storage/{storage}/download-url", "Sys.Modify"):
+        "the old alternative (with Sys.Audit on /) to Sys.AccessNetwork on the node, which is granted",
     ("GET", "/cluster/mapping/pci", "Mapping.Audit"): "any of Mapping.Modify/Use/Audit lists a mapping",
     ("GET", "/nodes/{node}/storage", "Datastore.Audit"):
         "either of Datastore.Audit/AllocateSpace lists a storage; AllocateSpace is granted on the VM's storage",
@@ -188,6 +192,24 @@ def _grow_disk(sim, client):
     vm_manager(sim, client, disk_sizes={"scsi0": 32}).present()
 
 
+IMAGE_URL = "https://cloud.example.invalid/debian-12-generic-amd64.qcow2"
+
+
+def _download_image(sim, client):
+    """The cloud image route's download (the simulated node serves IMAGE_URL from a local file)."""
+    NodeStorage(client, "pve").download(VALUES["image_storage"], "import", IMAGE_URL, "debian-12-generic-amd64.qcow2")
+
+
+def _create_vm_from_image(sim, client):
+    """A VM whose disk imports an image in the image storage (downloaded there by root)."""
+    NodeStorage(root_client(sim), "pve").download(VALUES["image_storage"], "import", IMAGE_URL,
+                                                  "debian-12-generic-amd64.qcow2")
+    config, initial = role_vm_params()
+    initial = dict(initial, scsi0="%s:0,import-from=%s:import/debian-12-generic-amd64.qcow2" % (
+        VALUES["storage"], VALUES["image_storage"]))
+    vm_manager(sim, client, config=config, initial_config=initial).present()
+
+
 def _map_gpu(sim, client):
     PciMappingStore(client).create("gpu", [ENTRY], "GPU")
 
@@ -219,6 +241,14 @@ CASES = {
     # (a new VM's disks: proxmox_vm stops before the create, see the test below)
     ("/storage/{storage}", "Datastore.AllocateSpace"): (
         _grow_disk, "Permission check failed (/storage/local-lvm, Datastore.AllocateSpace)"),
+    ("/storage/{image_storage}", "Datastore.AllocateTemplate"): (
+        _download_image, "Permission check failed (/storage/local, Datastore.AllocateTemplate)"),
+    # pve-storage check_volume_access for the import-from source (an import volume, read like an ISO)
+    ("/storage/{image_storage}", "Datastore.Audit"): (
+        _create_vm_from_image, "Permission check failed (/storage/local, Datastore.AllocateSpace|Datastore.Audit)"),
+    # the schema's check is an "or" (Sys.AccessNetwork on the node, or Sys.Audit and Sys.Modify on /), so
+    # PVE's 403 names no path (RPCEnvironment.pm exec_api2_perm_check); the module adds what it needs
+    ("/nodes/{node}", "Sys.AccessNetwork"): (_download_image, "Permission check failed"),
     ("/sdn/zones/localnetwork/{bridge}", "SDN.Use"): (
         _create_vm, "Permission check failed (/sdn/zones/localnetwork/vmbr0, SDN.Use)"),
 }
@@ -230,7 +260,10 @@ def test_every_granted_privilege_has_its_case_and_no_case_is_stale():
 
 
 def _run(tmp_path, grants, action):
-    sim = Simulator(str(tmp_path / "simulated-pve"), grants=grants).start()
+    image = tmp_path / "image.qcow2"
+    image.parent.mkdir(parents=True, exist_ok=True)
+    image.write_bytes(b"simulated cloud image")
+    sim = Simulator(str(tmp_path / "simulated-pve"), grants=grants, downloads={IMAGE_URL: str(image)}).start()
     try:
         client = PveClient(host="127.0.0.1", port=sim.port, token_id=sim.token_id, token_secret=sim.token_secret,
                            ca_path=sim.ca_path, poll_interval=0.05)
@@ -260,6 +293,7 @@ def test_without_the_privilege_the_call_that_needs_it_is_refused(tmp_path, path,
 def test_the_paths_are_filled_from_the_roles_variables():
     assert fill_path("/storage/{storage}", VALUES) == "/storage/local-lvm"
     assert fill_path("/sdn/zones/localnetwork/{bridge}", VALUES) == "/sdn/zones/localnetwork/vmbr0"
+    assert fill_path("/storage/{image_storage}", VALUES) == "/storage/local"
 
 
 def test_without_datastore_allocatespace_a_new_vm_stops_before_its_create(tmp_path):

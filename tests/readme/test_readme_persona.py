@@ -22,8 +22,8 @@ README's commands, from a copy of the checkout as a fresh clone has it:
 What is lab glue and not the persona's (each in a file of its own in the copy, group_vars/*/zz-lab.yml,
 read after the group's main.yml, so its values win):
 the lab's SSH key and port, the tunnel, the lab "GPU"'s display drivers (bochs) and boot-VGA role,
-no NVIDIA driver stage (the lab has no NVIDIA card), the VM created from scratch (the simulated node
-has no template; the VM it creates cannot boot, so the nspawn machine whisper-guest answers at the
+no NVIDIA driver stage (the lab has no NVIDIA card), the VM created with a blank disk (no cloud image:
+the VM the simulated API creates cannot boot, so the nspawn machine whisper-guest answers at the
 VM's address, as in make demo), and tiny.en from the lab's model folder (no model hub here).
 
 It runs in make test-demo before tests/readme/test_readme_demo.py, on the same lab and simulated API:
@@ -174,6 +174,7 @@ def mylab(controller, work, lab, node_pveum):  # noqa: F811
         "proxmox_vfio_softdep_drivers": ["nouveau", "nvidia", "nvidiafb", "nvidia_drm", "snd_hda_intel", "bochs"],
         "proxmox_vfio_allow_boot_vga": True,
         "proxmox_gpu_vm_clone_template": "",
+        "proxmox_gpu_vm_cloud_image": "",
         "proxmox_gpu_vm_ssh_host": GUEST,
     }), encoding="utf-8")
     (inv / "group_vars" / "gpu_guests" / "zz-lab.yml").write_text(yaml.safe_dump({

@@ -276,9 +276,6 @@ def probe_cuda(settings: Settings, nvml: gpu.Nvml | None = None) -> CudaProbe:
 # and threads inherit it, so the loader thread sets it for itself and everything it starts: the
 # workers and CTranslate2's own threads. Alone on its machine, inference loses nothing by it.
 INFERENCE_NICE = 5
-# BATCH_SIZE=0: windows per batch on each device (the README's Performance section says why).
-CPU_BATCH_SIZE = 8
-CUDA_BATCH_SIZE = 16
 
 
 def _yield_cpu_to_http() -> None:
@@ -356,14 +353,7 @@ class Engine:
         """Requests the engine holds at most: QUEUE_SIZE waiting, plus one running per worker, or with
         BATCHED one per window of a batch (BATCH_SIZE per worker)."""
         s = self.settings
-        return s.queue_size + s.workers * (self.batch_size if s.batched else 1)
-
-    @property
-    def batch_size(self) -> int:
-        """BATCH_SIZE, or with 0 the device's default: 8 on the CPU (measured: see the README), 16 on CUDA."""
-        if self.settings.batch_size:
-            return self.settings.batch_size
-        return CUDA_BATCH_SIZE if self.device == "cuda" else CPU_BATCH_SIZE
+        return s.queue_size + s.workers * (s.batch_size if s.batched else 1)
 
     def _load_then_serve(self) -> None:
         from faster_whisper import WhisperModel
@@ -409,9 +399,8 @@ class Engine:
                 continue
             self._model = model
             if s.batched:
-                self.device = device
                 self._scheduler = Scheduler(
-                    model, batch_size=self.batch_size, batch_wait_s=s.batch_wait_ms / 1000, beam_size=s.beam_size,
+                    model, batch_size=s.batch_size, batch_wait_s=s.batch_wait_ms / 1000, beam_size=s.beam_size,
                     vad=s.vad_filter, pack=s.pack_short, max_duration_s=s.max_duration_s,
                     max_processing_s=s.max_processing_s, on_done=self._done)
             self.device = device

@@ -59,9 +59,7 @@ class Settings(BaseSettings):
         True, description="Batch across requests: each worker decodes windows (up to 30 s, cut in pauses) of every waiting "
         "request together; false: one request at a time per worker, with faster-whisper's transcribe.",
     )
-    batch_size: int = Field(
-        0, ge=0, le=128, description="Windows (30 s each) per batch when BATCHED is true; 0: 8 on the CPU, 16 on CUDA."
-    )
+    batch_size: int = Field(8, ge=1, le=128, description="Windows (up to 30 s each) per batch when BATCHED is true.")
     batch_wait_ms: float = Field(
         10.0, ge=0, le=1000, description="How long a batch that is not full waits for more windows (BATCHED)."
     )

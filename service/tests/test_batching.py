@@ -7,7 +7,6 @@ normalised words or by WER, never letter by letter."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import time
 
 import pytest

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import inspect
 import logging
 import math
 import threading
@@ -30,6 +31,7 @@ import numpy as np
 from faster_whisper.audio import pad_or_trim
 from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import Segment as FwSegment
+from faster_whisper.transcribe import WhisperModel
 from faster_whisper.transcribe import Word as FwWord
 from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 from faster_whisper.vad import VadOptions, get_speech_timestamps
@@ -50,8 +52,10 @@ COMPRESSION_RATIO_THRESHOLD = 2.4
 LOG_PROB_THRESHOLD = -1.0
 NO_SPEECH_THRESHOLD = 0.6
 BEST_OF = 5
-PREPEND_PUNCTUATIONS = "\"'“¿([{-"
-APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
+# Word timestamps: faster-whisper's own punctuation defaults (read from its signature, not copied).
+_TRANSCRIBE_DEFAULTS = inspect.signature(WhisperModel.transcribe).parameters
+PREPEND_PUNCTUATIONS = _TRANSCRIBE_DEFAULTS["prepend_punctuations"].default
+APPEND_PUNCTUATIONS = _TRANSCRIBE_DEFAULTS["append_punctuations"].default
 
 
 @dataclass(frozen=True)
@@ -155,7 +159,7 @@ def split_packed(segments: list[dict], pieces: list[tuple[float, float]]) -> lis
     a second piece, or when a piece's segments do not cover its speech from within COVER_S of its start to
     within COVER_S of its end (the model dropped words, e.g. it ended the window early): the window must
     then be decoded piece by piece."""
-    out: list[list[dict]] = [[] for _ in pieces]
+    out: list[list[dict]] = [[] for _piece in pieces]
     for seg in segments:
         overlaps = [max(0.0, min(seg["end"], end) - max(seg["start"], start)) for start, end in pieces]
         ranked = sorted(range(len(pieces)), key=lambda i: overlaps[i], reverse=True)

@@ -229,9 +229,10 @@ def auth_server(model_dir, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def limited_server(model_dir):
-    """Tight limits: 1 MB uploads, 20 s audio, one worker and no waiting room."""
+    """Tight limits: 1 MB uploads, 20 s audio, one worker and no waiting room (batches of one window: the
+    engine holds one request at a time)."""
     srv = _server("limited", model_dir, max_upload_mb="1", max_duration_s="20", workers="1", queue_size="0",
-                  url_allowed_networks="127.0.0.2/32")
+                  batch_size="1", url_allowed_networks="127.0.0.2/32")
     srv.wait_healthy()
     yield srv
     srv.stop()

@@ -45,6 +45,7 @@ class StandInEngine:
         self.refuse: ApiError | None = None  # what refusal() and submit() answer, when set
         self.fail_before: ApiError | None = None  # a job's failure before its audio is decoded (bad audio)
         self.fail_after: ApiError | None = None  # a job's failure after its segments (e.g. the time limit)
+        self.hold = False  # when set, jobs never finish: only their caller's cancel() ends them
         self.jobs: list[Job] = []
         self.started = self.stopped = False
 
@@ -68,7 +69,8 @@ class StandInEngine:
         if self.refuse is not None:
             raise self.refuse
         self.jobs.append(job)
-        threading.Thread(target=self._run, args=(job,), daemon=True).start()
+        if not self.hold:
+            threading.Thread(target=self._run, args=(job,), daemon=True).start()
         return job.future
 
     def _run(self, job: Job) -> None:

@@ -134,6 +134,40 @@ def test_a_refused_upload_is_answered_before_its_body_is_read(path):
     assert engine.jobs and engine.jobs[-1].data == AUDIO
 
 
+@pytest.mark.parametrize("path", ["/v1/audio/transcriptions", "/v1/audio/translations", "/transcribe"])
+def test_a_client_that_goes_away_cancels_its_job(path):
+    """The client disconnects while its job waits: the route cancels the job's Future (the engine drops its
+    windows) and ends the request as 499, which /metrics counts."""
+    engine = StandInEngine()
+    engine.hold = True
+    app = create_app(Settings(model="/nonexistent"), engine)
+    body = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n' + AUDIO + b"\r\n--b--\r\n"
+    messages = iter([{"type": "http.request", "body": body, "more_body": False}])
+    sent: list[dict] = []
+
+    async def receive():
+        message = next(messages, None)
+        if message is not None:
+            return message
+        await asyncio.sleep(0.2)  # the client waits a moment, then goes away
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": [(b"content-type", b"multipart/form-data; boundary=b"),
+                         (b"content-length", str(len(body)).encode())],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), 10))
+    assert engine.jobs and engine.jobs[-1].future.cancelled()
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert start["status"] == 499
+    with TestClient(app) as c:
+        assert f'method="POST",route="{path}",status="499"' in c.get("/metrics").text
+
+
 def test_loading_and_failed_engine():
     engine = StandInEngine(state="loading")
     engine.refuse = Busy("the model is still loading; retry in a few seconds", headers={"Retry-After": "5"})

@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Engine: model lifecycle (load once, device/compute-type choice, warm-up), a bounded job queue and
-N inference worker threads. Nothing here knows about HTTP; callers get a concurrent Future."""
+N inference worker threads, each decoding one request at a time or, with BATCHED, batches of windows
+from every waiting request (``batching.Scheduler``). Nothing here knows about HTTP; callers get a
+concurrent Future, which they may cancel until the result is set."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import ctranslate2
 import numpy as np
 
 from . import audio, cuda_runtime, gpu
+from .batching import DecodeOptions, Scheduler
 from .errors import ApiError, Busy, TimeLimit
 from .result import Segment, Transcription, Word
 from .settings import Settings
@@ -39,6 +42,7 @@ class Job:
     temperature: float = 0.0
     word_timestamps: bool = False
     name: str = "file"
+    max_processing_s: float | None = None  # this request's time limit; None: WHISPER_API_MAX_PROCESSING_S
     on_decoded: Callable[[float], None] | None = None  # called with the duration once the audio is valid
     on_segment: Callable[[Segment], None] | None = None
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
@@ -302,7 +306,7 @@ class Engine:
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=settings.queue_size + settings.workers)
         self._threads: list[threading.Thread] = []
         self._model = None
-        self._pipeline = None
+        self._scheduler: Scheduler | None = None
         self._stopping = threading.Event()
 
     # lifecycle ---------------------------------------------------------------------------------
@@ -313,6 +317,9 @@ class Engine:
 
     def stop(self) -> None:
         self._stopping.set()
+        if self._scheduler is not None:
+            self._scheduler.wake_all()
+            self._scheduler.drain(Busy("the service is shutting down; retry on another instance"))
         for _worker in range(self.settings.workers):
             try:
                 self._queue.put_nowait(None)
@@ -337,10 +344,19 @@ class Engine:
 
     @property
     def queue_depth(self) -> int:
+        if self._scheduler is not None:
+            return self._scheduler.waiting
         return self._queue.qsize()
 
+    @property
+    def capacity(self) -> int:
+        """Requests the engine holds at most: QUEUE_SIZE waiting, plus one running per worker, or with
+        BATCHED one per window of a batch (BATCH_SIZE per worker)."""
+        s = self.settings
+        return s.queue_size + s.workers * (s.batch_size if s.batched else 1)
+
     def _load_then_serve(self) -> None:
-        from faster_whisper import BatchedInferencePipeline, WhisperModel
+        from faster_whisper import WhisperModel
 
         _yield_cpu_to_http()
         s = self.settings
@@ -383,7 +399,10 @@ class Engine:
                 continue
             self._model = model
             if s.batched:
-                self._pipeline = BatchedInferencePipeline(model=model)
+                self._scheduler = Scheduler(
+                    model, batch_size=s.batch_size, batch_wait_s=s.batch_wait_ms / 1000, beam_size=s.beam_size,
+                    vad=s.vad_filter, pack=s.pack_short, max_duration_s=s.max_duration_s,
+                    max_processing_s=s.max_processing_s, on_done=self._done)
             self.device = device
             self.compute_type = compute_type
             if device == "cuda":
@@ -429,8 +448,9 @@ class Engine:
         if self.state != "ready":
             return ApiError(f"the model is not available: {self.error}", status=503, type="server_error",
                             code="model_unavailable")
-        # The queue holds `workers` running slots on top of QUEUE_SIZE waiting ones.
-        if self._queue.qsize() + self.busy >= self.settings.queue_size + self.settings.workers:
+        # The engine holds `workers` running slots (BATCH_SIZE each when batched) on top of QUEUE_SIZE waiting ones.
+        held = self._scheduler.requests if self._scheduler is not None else self._queue.qsize() + self.busy
+        if held >= self.capacity:
             return Busy(
                 f"all {self.settings.workers} worker(s) are busy and {self.settings.queue_size} request(s) wait "
                 "(WHISPER_API_QUEUE_SIZE); retry later",
@@ -446,6 +466,11 @@ class Engine:
         refusal = self.refusal()
         if refusal is not None:
             raise refusal
+        if self._scheduler is not None:
+            self._scheduler.add(job, DecodeOptions(task=job.task, language=job.language, prompt=job.prompt or None,
+                                                   temperatures=self._temperatures(job),
+                                                   word_timestamps=job.word_timestamps))
+            return job.future
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -454,10 +479,22 @@ class Engine:
         return job.future
 
     def _retry_after(self) -> int:
-        return max(1, min(60, (self._queue.qsize() + 1) * 5 // max(1, self.settings.workers)))
+        return max(1, min(60, (self.queue_depth + 1) * 5 // max(1, self.settings.workers)))
+
+    def _temperatures(self, job: Job) -> tuple[float, ...]:
+        if job.temperature == 0.0 and self.settings.temperature_fallback:
+            return _FALLBACK_TEMPERATURES
+        return (job.temperature,)
+
+    def _done(self, duration: float, elapsed: float) -> None:
+        self.stats.on_audio_seconds(duration)
+        self.stats.on_processing_seconds(elapsed)
 
     # work --------------------------------------------------------------------------------------
     def _worker(self) -> None:
+        if self._scheduler is not None:
+            self._batch_worker(self._scheduler)
+            return
         while not self._stopping.is_set():
             job = self._queue.get()
             if job is None:
@@ -477,6 +514,19 @@ class Engine:
                 with self._busy_lock:
                     self.busy -= 1
 
+    def _batch_worker(self, scheduler: Scheduler) -> None:
+        while True:
+            batch = scheduler.next_batch(self._stopping)
+            if batch is None:
+                return
+            with self._busy_lock:
+                self.busy += 1
+            try:
+                scheduler.run(batch)
+            finally:
+                with self._busy_lock:
+                    self.busy -= 1
+
     def _run(self, job: Job) -> Transcription:
         s = self.settings
         started = time.monotonic()
@@ -484,9 +534,8 @@ class Engine:
         job.data = b""  # free the upload early
         if job.on_decoded:
             job.on_decoded(decoded.duration)
-        temperature: float | tuple[float, ...] = job.temperature
-        if job.temperature == 0.0 and s.temperature_fallback:
-            temperature = _FALLBACK_TEMPERATURES
+        temperatures = self._temperatures(job)
+        temperature = temperatures if len(temperatures) > 1 else temperatures[0]
         kwargs = dict(
             language=job.language,
             task=job.task,
@@ -497,24 +546,14 @@ class Engine:
             word_timestamps=job.word_timestamps,
             vad_filter=s.vad_filter,
         )
-        if self._pipeline is not None:
-            kwargs["batch_size"] = s.batch_size
-            kwargs["without_timestamps"] = False
-            if not s.vad_filter:
-                step = 30.0
-                kwargs["clip_timestamps"] = [
-                    {"start": t, "end": min(t + step, decoded.duration)}
-                    for t in np.arange(0.0, decoded.duration, step).tolist()
-                ]
-            segments_iter, info = self._pipeline.transcribe(decoded.samples, **kwargs)
-        else:
-            segments_iter, info = self._model.transcribe(decoded.samples, **kwargs)
-        deadline = started + s.max_processing_s
+        segments_iter, info = self._model.transcribe(decoded.samples, **kwargs)
+        limit = job.max_processing_s or s.max_processing_s
+        deadline = started + limit
         segments: list[Segment] = []
         for i, seg in enumerate(segments_iter):
             if time.monotonic() > deadline:
                 raise TimeLimit(
-                    f"transcription exceeded the processing time limit of {s.max_processing_s:g} s "
+                    f"transcription exceeded the processing time limit of {limit:g} s "
                     f"(WHISPER_API_MAX_PROCESSING_S) after {seg.end:.1f} s of {decoded.duration:.1f} s of audio; "
                     "send shorter audio or raise the limit"
                 )
@@ -531,11 +570,10 @@ class Engine:
                 job.on_segment(out)
         if time.monotonic() > deadline:
             raise TimeLimit(
-                f"transcription exceeded the processing time limit of {s.max_processing_s:g} s "
+                f"transcription exceeded the processing time limit of {limit:g} s "
                 "(WHISPER_API_MAX_PROCESSING_S); send shorter audio or raise the limit"
             )
         elapsed = time.monotonic() - started
-        self.stats.on_audio_seconds(decoded.duration)
-        self.stats.on_processing_seconds(elapsed)
+        self._done(decoded.duration, elapsed)
         return Transcription(task=job.task, language=info.language, duration=decoded.duration,
                              segments=segments, processing_time=elapsed)

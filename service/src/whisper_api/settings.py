@@ -55,10 +55,26 @@ class Settings(BaseSettings):
 
     # Decoding
     beam_size: int = Field(5, ge=1, le=20, description="Beam search width (1: greedy, fastest).")
-    batched: bool = Field(False, description="Use faster-whisper's BatchedInferencePipeline.")
-    batch_size: int = Field(8, ge=1, le=128, description="Batch size when BATCHED is true.")
-    vad_filter: bool = Field(False, description="Drop silence with the Silero VAD before decoding.")
-    condition_on_previous_text: bool = Field(True, description="Feed the previous window's text as prompt (false curbs repetition loops).")
+    batched: bool = Field(
+        True, description="Batch across requests: each worker decodes windows (up to 30 s, cut in pauses) of every waiting "
+        "request together; false: one request at a time per worker, with faster-whisper's transcribe.",
+    )
+    batch_size: int = Field(8, ge=1, le=128, description="Windows (up to 30 s each) per batch when BATCHED is true.")
+    batch_wait_ms: float = Field(
+        10.0, ge=0, le=1000, description="How long a batch that is not full waits for more windows (BATCHED)."
+    )
+    pack_short: bool = Field(
+        True, description="BATCHED with VAD_FILTER: put windows of up to 15 s from requests with the same options into "
+        "one 30 s window, 1 s of silence between them, and split the segments back by their timestamps.",
+    )
+    vad_filter: bool = Field(
+        True, description="Silero VAD: BATCHED: decode only from the first to the last speech (needed by PACK_SHORT); "
+        "else drop silence before decoding.",
+    )
+    condition_on_previous_text: bool = Field(
+        True, description="Feed the previous window's text as prompt (false curbs repetition loops); not with BATCHED, "
+        "whose windows are decoded side by side.",
+    )
     temperature_fallback: bool = Field(
         True, description="On temperature 0, retry windows at 0.2..1.0 when decoding fails the thresholds."
     )

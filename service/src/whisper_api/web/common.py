@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Protocol
 
-from fastapi import UploadFile
+from fastapi import Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from .. import formats
@@ -96,8 +96,22 @@ class Context:
                            "(WHISPER_API_MAX_UPLOAD_MB)", param="file")
         return data
 
-    async def run(self, job: Job) -> Transcription:
-        return await asyncio.wrap_future(self.engine.submit(job))
+    async def run(self, job: Job, request: Request | None = None) -> Transcription:
+        """Wait for the job's result. When the client goes away first, the job is cancelled (the engine
+        drops what is left of it) and the request ends as 499, which nobody receives but /metrics counts."""
+        fut = asyncio.wrap_future(self.engine.submit(job))
+        if request is None:
+            return await fut
+        gone = asyncio.ensure_future(_disconnected(request))
+        try:
+            await asyncio.wait({fut, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if not fut.done():
+            fut.cancel()  # cancels the engine's Future too
+            raise ApiError("the client closed the connection; the transcription was cancelled", status=499,
+                           type="client_closed", code="client_closed_request")
+        return fut.result()
 
     @staticmethod
     def render(result: Transcription, response_format: str, granularities: tuple[str, ...]) -> Response:
@@ -142,5 +156,20 @@ class Context:
                 yield event({"type": "transcript.text.done", "text": fut.result().text})
                 return
 
-        return StreamingResponse(events(), media_type="text/event-stream",
+        async def events_until_gone():
+            try:
+                async for chunk in events():
+                    yield chunk
+            finally:  # the client went away (Starlette cancels the stream): so does the job
+                if not fut.done():
+                    fut.cancel()
+
+        return StreamingResponse(events_until_gone(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _disconnected(request: Request) -> None:
+    """Return when the client disconnects. Its body was read already, so that is the only message an ASGI
+    server has left; any other (a server that sends the body again) ends the watch, which then never returns."""
+    if (await request.receive())["type"] != "http.disconnect":
+        await asyncio.Event().wait()

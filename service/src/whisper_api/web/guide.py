@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, File, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
 from .. import formats, urlfetch
@@ -53,6 +53,7 @@ def router(ctx: Context) -> APIRouter:
     @api.post("/transcribe", summary="Transcribe an uploaded file (homelab guide API)",
               response_model=GuideResponse, responses=ERRORS)
     async def transcribe(
+        request: Request,
         file: Annotated[UploadFile, File()],
         language: Annotated[str | None, Query(description="e.g. en, es, de; empty: detect")] = None,
         include_segments: Annotated[bool, Query(description="include segments with word timestamps")] = False,
@@ -60,11 +61,12 @@ def router(ctx: Context) -> APIRouter:
     ):
         job = Job(data=await ctx.read_upload(file), task=task, language=ctx.check_language(language),
                   word_timestamps=include_segments)
-        return formats.guide_response(await ctx.run(job), include_segments)
+        return formats.guide_response(await ctx.run(job, request), include_segments)
 
     @api.post("/transcribe/url", summary="Fetch audio from an http(s) URL and transcribe it",
               response_model=GuideResponse, responses=ERRORS)
     async def transcribe_url(
+        request: Request,
         body: UrlRequest,
         language: Annotated[str | None, Query()] = None,
         include_segments: Annotated[bool, Query()] = False,
@@ -82,6 +84,6 @@ def router(ctx: Context) -> APIRouter:
             allowed_networks=s.url_allowed_networks,
         )
         job = Job(data=data, task=body.task or task, language=lang, word_timestamps=include, name="downloaded file")
-        return formats.guide_response(await ctx.run(job), include)
+        return formats.guide_response(await ctx.run(job, request), include)
 
     return api

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from pydantic import BaseModel
 
 from .. import formats
@@ -89,6 +89,7 @@ def router(ctx: Context) -> APIRouter:
                    **UPLOAD_ERRORS},
     )
     async def transcriptions(
+        request: Request,
         file: Annotated[UploadFile, File(description="Audio: wav, mp3, m4a, flac, ogg, webm, ...")],
         model: Annotated[str | None, Form(json_schema_extra=OPTIONAL)] = None,
         language: Annotated[str | None, Form(description="ISO-639-1 code or English name; empty: detect",
@@ -126,7 +127,7 @@ def router(ctx: Context) -> APIRouter:
                   temperature=temperature, word_timestamps="word" in grans)
         if stream:
             return await ctx.stream(job)
-        return ctx.render(await ctx.run(job), response_format, grans)
+        return ctx.render(await ctx.run(job, request), response_format, grans)
 
     @api.post(
         "/v1/audio/translations", summary="Translate audio to English (OpenAI-compatible)", response_model=None,
@@ -134,6 +135,7 @@ def router(ctx: Context) -> APIRouter:
                          "content": _audio_content(False)}, **UPLOAD_ERRORS},
     )
     async def translations(
+        request: Request,
         file: Annotated[UploadFile, File()],
         model: Annotated[str | None, Form(json_schema_extra=OPTIONAL)] = None,
         prompt: Annotated[str | None, Form(json_schema_extra=OPTIONAL)] = None,
@@ -144,7 +146,7 @@ def router(ctx: Context) -> APIRouter:
         ctx.check_format(response_format)
         ctx.check_temperature(temperature)
         job = Job(data=await ctx.read_upload(file), task="translate", prompt=prompt, temperature=temperature)
-        return ctx.render(await ctx.run(job), response_format, ())
+        return ctx.render(await ctx.run(job, request), response_format, ())
 
     def model_card(model_id: str) -> dict:
         return {"id": model_id, "object": "model", "created": ctx.created, "owned_by": "whisper-api"}

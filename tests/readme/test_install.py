@@ -33,8 +33,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import HOMELAB_README, README, REPO, VAULT_EXAMPLE_PASSWORD, commands, refuse_example_network, run_pty
-from user import (  # noqa: F401  (module-scoped fixtures shared with the persona test)
+from helpers import HOMELAB_README, README, REPO, VAULT_EXAMPLE_PASSWORD, commands, run_pty
+from user import (  # noqa: F401  pylint: disable=unused-import  (module-scoped fixtures shared with the persona test)
     DEV_TOOLS, LIST_ONLY, NEW_PASSWORD, STAGES, controller, copy, new_home, readme_command, sh, user_env, work,
 )
 

@@ -45,7 +45,9 @@ import yaml
 
 from ansible_collections.homelab.gpu_passthrough.plugins.filter.transcript import transcript_words
 from helpers import README, REPO, env, run_pty
-from user import NEW_PASSWORD, controller, copy, new_home, readme_command, sh, user_env, work  # noqa: F401
+from user import (  # noqa: F401  pylint: disable=unused-import  (controller, copy, work: module-scoped fixtures)
+    NEW_PASSWORD, controller, copy, new_home, readme_command, sh, user_env, work,
+)
 
 STATE = Path(os.environ.get("LAB_STATE_DIR", REPO / "lab" / ".state"))
 SIM_STATE = STATE / "demo"          # shared with make demo (demo/pve_sim.sh reuses a running simulator)

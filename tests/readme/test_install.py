@@ -34,7 +34,8 @@ import pytest
 import yaml
 
 from helpers import HOMELAB_README, README, REPO, VAULT_EXAMPLE_PASSWORD, commands, run_pty
-from user import (  # noqa: F401  pylint: disable=unused-import  (module-scoped fixtures shared with the persona test)
+# controller, copy, work: module-scoped fixtures, shared with the persona test (tests/readme/user.py)
+from user import (  # noqa: F401  pylint: disable=unused-import
     DEV_TOOLS, LIST_ONLY, NEW_PASSWORD, STAGES, controller, copy, new_home, readme_command, sh, user_env, work,
 )
 

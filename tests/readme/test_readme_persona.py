@@ -45,7 +45,8 @@ import yaml
 
 from ansible_collections.homelab.gpu_passthrough.plugins.filter.transcript import transcript_words
 from helpers import README, REPO, env, run_pty
-from user import (  # noqa: F401  pylint: disable=unused-import  (controller, copy, work: module-scoped fixtures)
+# controller, copy, work: module-scoped fixtures (tests/readme/user.py)
+from user import (  # noqa: F401  pylint: disable=unused-import
     NEW_PASSWORD, controller, copy, new_home, readme_command, sh, user_env, work,
 )
 

@@ -58,7 +58,11 @@ class ActionModule(ActionBase):
         if self._task.check_mode:
             result.update(skipped=True, msg="no async job in check mode")
             return result
-        async_dir = self._remote_expand_user(self.get_shell_option("async_dir", default="~/.ansible_async"))
+        # Passed as it is, "~" included: async_status expands it on the job's host with the HOME of the
+        # process, as async_wrapper did when it wrote the job's file. Expanding it here would ask the
+        # connection, which says "~root" on a task delegated to the controller from a host reached as
+        # root (ansible_user: root), while the job went to the HOME of the user running Ansible.
+        async_dir = self.get_shell_option("async_dir", default="~/.ansible_async")
         status_args = {"jid": args["jid"], "_async_dir": async_dir}
         host = task_vars.get("inventory_hostname", "?")
         start = time.time()

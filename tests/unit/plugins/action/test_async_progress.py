@@ -32,3 +32,34 @@ def test_probe_reads_the_size_and_the_new_log_lines(tmp_path):
     out = subprocess.run(["sh", "-c", probe_command(str(tmp_path / "nope"), str(log), log.stat().st_size)],
                          capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[0] == "" and out[1] == ""
+
+
+def test_a_job_delegated_to_the_controller_from_a_host_reached_as_root_is_found(tmp_path):
+    """Regression (found by the persona test): the job's file goes to $HOME/.ansible_async of the user
+    running Ansible; the action once expanded the folder as "~root" (the connection's user, from the
+    host's ansible_user: root) and answered "could not find job" whenever that HOME was not /root."""
+    import os
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[4]
+    home = tmp_path / "home"
+    home.mkdir()
+    # node is never contacted (192.0.2.1 is TEST-NET-1): both tasks run on the controller
+    (tmp_path / "hosts.yml").write_text(
+        "all:\n  hosts:\n    node:\n      ansible_host: 192.0.2.1\n      ansible_user: root\n", encoding="utf-8")
+    (tmp_path / "play.yml").write_text(
+        "- hosts: node\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.command: sleep 2\n      async: 60\n      poll: 0\n      register: job\n"
+        "      delegate_to: localhost\n"
+        "    - homelab.gpu_passthrough.async_progress:\n        jid: '{{ job.ansible_job_id }}'\n"
+        "        what: sleep\n        poll: 1\n      delegate_to: localhost\n", encoding="utf-8")
+    env = {"PATH": os.path.dirname(sys.executable) + ":/usr/bin:/bin", "HOME": str(home),
+           "ANSIBLE_CONFIG": str(repo / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_LOCALHOST_WARNING": "False"}
+    res = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i",
+                          str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml")], env=env, cwd=repo,
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "could not find job" not in res.stdout
+    assert list((home / ".ansible_async").iterdir()) == [], "the action removes the job's file when it ends"

@@ -45,9 +45,9 @@ def test_a_job_delegated_to_the_controller_from_a_host_reached_as_root_is_found(
     repo = Path(__file__).resolve().parents[4]
     home = tmp_path / "home"
     home.mkdir()
-    # node is never contacted (192.0.2.1 is TEST-NET-1): both tasks run on the controller
+    # node is never contacted: both tasks are delegated to the controller
     (tmp_path / "hosts.yml").write_text(
-        "all:\n  hosts:\n    node:\n      ansible_host: 192.0.2.1\n      ansible_user: root\n", encoding="utf-8")
+        "all:\n  hosts:\n    node:\n      ansible_host: 127.0.0.1\n      ansible_user: root\n", encoding="utf-8")
     (tmp_path / "play.yml").write_text(
         "- hosts: node\n  gather_facts: false\n  tasks:\n"
         "    - ansible.builtin.command: sleep 2\n      async: 60\n      poll: 0\n      register: job\n"

@@ -37,6 +37,7 @@ class EngineLike(Protocol):
     cuda_libraries: dict[str, str | None]
     busy: int
     stats: EngineStats
+    languages: list[str]  # what the served model transcribes (the Wyoming server's info)
 
     @property
     def queue_depth(self) -> int: ...

@@ -89,6 +89,23 @@ def wait_for_log(srv, needle: str, timeout: float = 30) -> str:
     pytest.fail(f"the server never logged {needle!r}:\n{srv.log()}")
 
 
+def metric(srv, name: str) -> float:
+    for line in httpx.get(srv.url + "/metrics", timeout=10).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def wait_idle(srv, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        health = httpx.get(srv.url + "/health", timeout=10).json()
+        if health["busy_workers"] == 0 and health["queue_depth"] == 0:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"the engine is still busy after {timeout} s")
+
+
 def assert_healthy_and_serving(srv) -> None:
     """/health 200 and the next stream transcribed right: a bad stream ends its own connection only."""
     assert httpx.get(srv.url + "/health", timeout=10).status_code == 200
@@ -175,8 +192,12 @@ def test_client_vanishing_before_its_transcript_cancels_it(wyoming_server):
         await client.write_event(AudioStop().event())
         await client.disconnect()
 
+    audio_key = 'whisper_api_audio_seconds_total{protocol="wyoming"}'
+    before = metric(wyoming_server, audio_key)
     asyncio.run(vanish())
     wait_for_log(wyoming_server, "went away before its transcript; the transcription was cancelled")
+    wait_idle(wyoming_server)
+    assert metric(wyoming_server, audio_key) == before, "the cancelled job was transcribed all the same"
     assert_healthy_and_serving(wyoming_server)
 
 
@@ -229,7 +250,7 @@ def test_wyoming_port_taken_stops_the_service_with_the_reason(model_dir, tmp_pat
         port = taken.getsockname()[1]
         env = {"WHISPER_API_MODEL": model_dir, "WHISPER_API_WYOMING": "true", "WHISPER_API_WYOMING_PORT": str(port),
                "WHISPER_API_PORT": str(free_port()), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
-        proc = subprocess.run([str(Path(sys.executable).parent / "whisper-api")], env=env, capture_output=True,
+        proc = subprocess.run([str(Path(sys.executable).parent / "whisper-api")], env=env, capture_output=True, check=False,
                               text=True, timeout=120)
     assert proc.returncode != 0
     assert f"the Wyoming server cannot listen on 127.0.0.1:{port}" in proc.stdout + proc.stderr, proc.stderr[-3000:]

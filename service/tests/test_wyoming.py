@@ -22,6 +22,7 @@ from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
+from wyoming.event import Event
 from wyoming.info import Describe, Info
 
 import whisper_api
@@ -164,6 +165,39 @@ def test_bad_stream_ends_its_connection_with_a_logged_reason(wyoming_server, cas
     assert after is None, f"the connection stayed open after the error: {after}"
     wait_for_log(wyoming_server, reason)
     assert_healthy_and_serving(wyoming_server)
+
+
+async def send(port: int, events: list[Event]):
+    """Send events, then read the answer and what follows it (None once the server closed)."""
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        for event in events:
+            await client.write_event(event)
+        answer = await asyncio.wait_for(client.read_event(), 30)
+        return answer, await asyncio.wait_for(client.read_event(), 10)
+
+
+START = AudioStart(rate=16000, width=2, channels=1).event()
+BAD_EVENTS = {
+    "audio-stop without audio-start": ([AudioStop().event()], "audio-stop without audio-start"),
+    "a chunk of another format": ([START, AudioChunk(rate=8000, width=2, channels=1, audio=bytes(1600)).event()],
+                                  "audio-chunk of 8000 Hz, width 2, 1 channel(s) in a stream started as 16000 Hz"),
+    "half a sample": ([START, AudioChunk(rate=16000, width=2, channels=1, audio=bytes(3)).event()],
+                      "audio-chunk of 3 bytes is not whole 2-byte samples"),
+    "an unknown language": ([Transcribe(language="klingon").event()], "transcribe: unknown language 'klingon'"),
+    "a malformed audio-start": ([Event(type="audio-start", data={"rate": 16000})],
+                                "a malformed audio-start event (KeyError"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_EVENTS))
+def test_bad_event_ends_its_connection_with_a_logged_reason(wyoming_server, case):
+    events, reason = BAD_EVENTS[case]
+    answer, after = asyncio.run(send(wyoming_server.wyoming_port, events))
+    assert answer is not None and Error.is_type(answer.type), answer
+    assert Error.from_event(answer).text.startswith(reason), answer
+    assert after is None, f"the connection stayed open after the error: {after}"
+    wait_for_log(wyoming_server, reason)
+    assert httpx.get(wyoming_server.url + "/health", timeout=10).status_code == 200
 
 
 def test_client_vanishing_mid_stream(wyoming_server):

@@ -2,8 +2,8 @@
 #   test-demo  runs tests/readme/test_readme_persona.py first (the new user's path on the lab and the
 #              simulated API: bootstrap, a copied inventory, one site.yml run to a transcript, a second
 #              run with no change, undo.yml with the reboot back to the original host), then
-#              tests/readme/test_readme_demo.py on the host the undo put back: `make demo` itself, a second site.yml run that
-#              must change nothing, the README's client examples against the deployed API, then
+#              tests/readme/test_readme_demo.py on the host the undo put back: `make demo` itself, the
+#              README's client examples against the deployed API, then
 #              `make demo-down` (nothing may be left). Part of `make test`.
 .PHONY: demo demo-down test-demo
 
@@ -15,7 +15,7 @@ demo-down: ## remove everything make demo started (lab, simulated PVE API) and p
 	lab/bin/lab down
 	lab/bin/lab leftovers
 
-test-demo: setup service-venv ## the new user's path (bootstrap .. undo) on the lab, then make demo, a second run (0 changed), the README's clients, make demo-down
+test-demo: setup service-venv ## the new user's path (bootstrap .. undo) on the lab, then make demo, the README's clients, make demo-down
 	$(BIN)/pytest -q -s -p no:cacheprovider -rA tests/readme/test_readme_persona.py tests/readme/test_readme_demo.py
 
 TEST_TARGETS += test-demo

@@ -61,8 +61,9 @@ PEERS = ("speaches", "whisper-asr-webservice", "wyoming-faster-whisper")
 SERVERS = ("whisper-api", "whisper-api-wyoming", *PEERS, "faster-whisper")
 ONE_CLIENT = ", 1 client"  # the server name's suffix of a Wyoming row whose utterances went one at a time
 # The service's configurations: LABEL=ENV assignments (shell words). "defaults" adds nothing; batching
-# off is WHISPER_API_BATCHED=false today (BENCH_BATCHING_OFF overrides it when the flag changes).
-DEFAULT_CONFIGS = ("defaults=", "batching off={}")
+# off is WHISPER_API_BATCHED=false today (BENCH_BATCHING_OFF overrides it when the flag changes); "one
+# worker" is what WORKERS=0 (auto) is measured against: the same threads in one worker.
+DEFAULT_CONFIGS = ("defaults=", "batching off={}", "one worker=WHISPER_API_WORKERS=1")
 # Passage for overload.py's uploads (make_audio).
 TEXT = (HERE / "sentences.txt").read_text(encoding="utf-8").replace("\n", " ")
 
@@ -372,7 +373,8 @@ def main() -> int:
     ap.add_argument("--beam", type=int, default=5)
     ap.add_argument("--servers", default=",".join(SERVERS), help=f"comma-separated, of {', '.join(SERVERS)}")
     ap.add_argument("--config", action="append", default=None, metavar="LABEL=VAR=VALUE ...",
-                    help="a whisper-api configuration (repeatable; default: 'defaults=' and 'batching off={}', "
+                    help="a whisper-api configuration (repeatable; default: 'defaults=', 'batching off={}' and "
+                         "'one worker=WHISPER_API_WORKERS=1', "
                          "where {} stands for $BENCH_BATCHING_OFF, else WHISPER_API_BATCHED=false); "
                          "$BENCH_SERVICE_ENV (VAR=VALUE ...) applies to every configuration")
     ap.add_argument("--a-requests", type=int, default=4, help="workload A: concurrent 48-60 s requests")

@@ -42,6 +42,7 @@ class StandInEngine:
         self.cuda_libraries: dict[str, str | None] = {}
         self.busy = 0
         self.languages = ["en"]
+        self.workers = 1
         self.stats = EngineStats()
         self.refuse: ApiError | None = None  # what refusal() and submit() answer, when set
         self.fail_before: ApiError | None = None  # a job's failure before its audio is decoded (bad audio)

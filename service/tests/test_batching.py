@@ -28,8 +28,8 @@ SENTENCES = (
 
 
 def _engine(model_dir: str, **overrides) -> Engine:
-    values = {"model": model_dir, "cpu_threads": 2, "batched": True, "vad_filter": True, "pack_short": True,
-              "batch_size": 8, **overrides}
+    values = {"model": model_dir, "workers": 1, "cpu_threads": 2, "batched": True, "vad_filter": True,
+              "pack_short": True, "batch_size": 8, **overrides}
     engine = Engine(Settings(_env_file=None, **values))
     engine.start()
     assert engine.wait_ready(120), engine.error
@@ -207,24 +207,48 @@ def test_long_request_does_not_hold_back_short_ones(model_dir, long_speech):
         engine.stop()
 
 
+TWO = [(0.0, 4.0), (5.0, 9.0)]
+THREE = [(0.0, 4.0), (5.0, 9.0), (10.0, 14.0)]
+
+
 @pytest.mark.parametrize(
-    ("segments", "expected"),
+    ("pieces", "segments", "expected"),
     [
         # two clean pieces, one segment in the gap goes to the nearest piece
-        ([(0.0, 4.0), (5.2, 9.0), (9.05, 9.9)], [[0], [1, 2]]),
-        # a segment reaching well into the second piece: decode the window piece by piece
-        ([(0.0, 4.0 + 1.0 + STRADDLE_S + 0.1), (6.0, 9.0)], None),
-        # a piece left without any segment
-        ([(0.0, 4.0)], None),
+        (TWO, [(0.0, 4.0), (5.2, 9.0), (9.05, 9.9)], [[0], [1, 2]]),
+        # a segment reaching well into the second piece: whose words are where is unknown, both again
+        (TWO, [(0.0, 4.0 + 1.0 + STRADDLE_S + 0.1), (6.0, 9.0)], [None, None]),
+        # a piece left without any segment: that piece again, the other keeps its text
+        (TWO, [(0.0, 4.0)], [[0], None]),
         # the second piece's end not covered (the model ended the window early)
-        ([(0.0, 4.0), (5.0, 9.0 - COVER_S - 0.1)], None),
+        (TWO, [(0.0, 4.0), (5.0, 9.0 - COVER_S - 0.1)], [[0], None]),
+        # a straddle between the 2nd and 3rd pieces does not cost the 1st its text
+        (THREE, [(0.0, 4.0), (5.0, 11.0), (11.5, 14.0)], [[0], None, None]),
+        # a segment running just STRADDLE_S into the next piece is timestamp slack, not a straddle
+        (THREE, [(0.0, 4.0), (5.0, 10.0 + STRADDLE_S - 0.05), (10.5, 14.0)], [[0], [1], [2]]),
     ],
 )
-def test_split_packed(segments, expected):
-    pieces = [(0.0, 4.0), (5.0, 9.0)]
+def test_split_packed(pieces, segments, expected):
     segs = [{"start": s, "end": e, "n": i} for i, (s, e) in enumerate(segments)]
     out = split_packed(segs, pieces)
-    assert (None if out is None else [[s["n"] for s in piece] for piece in out]) == expected
+    assert [None if piece is None else [s["n"] for s in piece] for piece in out] == expected
+
+
+def test_waiting_workers_share_the_ready_work(model_dir, short_speech):
+    """Two workers (WORKERS=0, auto, on 2 CPU threads): the work ready at once is shared out, so both
+    decode a batch at the same time instead of one worker taking every window; the texts stay those of
+    the one-worker engine."""
+    engine = _engine(model_dir, workers=0, cpu_threads=2, pack_short=False)
+    try:
+        assert (engine.workers, engine.cpu_threads) == (2, 1)
+        jobs = [Job(data=data) for data, _text in short_speech[:4]]
+        results = _together(engine, jobs)
+        stats = engine._scheduler.stats
+        assert stats["batches"] >= 2 and stats["slots"] == 4, stats
+        for result, (_data, text) in zip(results, short_speech):
+            assert wer(text, result.text) <= 0.3, result.text
+    finally:
+        engine.stop()
 
 
 def test_batching_is_switchable(model_dir, short_speech):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import os
 import ipaddress
 import wave
 import subprocess
@@ -223,3 +224,18 @@ def test_health_reports_a_failed_load_with_its_reason():
     assert r.status_code == 503
     body = r.json()
     assert body["status"] == "failed" and "could not load model '/nonexistent/model-dir'" in body["error"]
+
+
+def test_worker_plan_auto_by_device(monkeypatch):
+    """WORKERS=0: one worker on CUDA; on the CPU one single-threaded worker per CPU thread, at most 4,
+    the threads shared out; WORKERS set: it, with CPU_THREADS per worker."""
+    from whisper_api.engine import AUTO_CPU_WORKERS_MAX, worker_plan
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(2)))
+    assert worker_plan(Settings(), "cuda") == (1, 0)
+    assert worker_plan(Settings(), "cpu") == (2, 1)
+    assert worker_plan(Settings(cpu_threads=3), "cpu") == (3, 1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(16)))
+    assert worker_plan(Settings(), "cpu") == (AUTO_CPU_WORKERS_MAX, 16 // AUTO_CPU_WORKERS_MAX)
+    assert worker_plan(Settings(workers=1, cpu_threads=2), "cpu") == (1, 2)
+    assert worker_plan(Settings(workers=3), "cuda") == (3, 0)

@@ -299,7 +299,7 @@ def test_make_bench_service_prints_the_table(tmp_path):
     assert all(list(r) == keys for r in rows), rows
     ours = [r for r in rows if "whisper-api" in r["server"]]
     assert {(r["server"].split(" (")[0], r["workload"]) for r in ours} == {
-        (f"whisper-api, {c}", w) for c in ("defaults", "batching off") for w in "AB"}, rows
+        (f"whisper-api, {c}", w) for c in ("defaults", "batching off", "one worker") for w in "AB"}, rows
     assert all(r["health_p99_ms"] > 0 and r["audio_s_per_s"] > 0 for r in ours), rows
     direct = [r for r in rows if r["server"].startswith("faster-whisper ")]
     assert [r["workload"] for r in direct] == ["A", "B"] and all(r["health_p99_ms"] is None for r in direct)

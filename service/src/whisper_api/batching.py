@@ -76,6 +76,7 @@ class Window:
     offset: float  # where it starts in the request's audio (s)
     duration: float
     packable: bool = True
+    packed_again: bool = False  # a piece of a packed window that did not split cleanly gets one more packing
 
 
 @dataclass(eq=False)
@@ -153,29 +154,31 @@ def _take(storage: ctranslate2.StorageView, indices: list[int], size: int) -> ct
     return ctranslate2.StorageView.from_array(np.ascontiguousarray(rows))
 
 
-def split_packed(segments: list[dict], pieces: list[tuple[float, float]]) -> list[list[dict]] | None:
+def split_packed(segments: list[dict], pieces: list[tuple[float, float]]) -> list[list[dict] | None]:
     """Give each segment of a packed window (times in the window) to the piece it lies in, by overlap
-    (a segment in a gap goes to the nearest piece). None when a segment reaches more than STRADDLE_S into
-    a second piece, or when a piece's segments do not cover its speech from within COVER_S of its start to
-    within COVER_S of its end (the model dropped words, e.g. it ended the window early): the window must
-    then be decoded piece by piece."""
+    (a segment in a gap goes to the nearest piece). Per piece its segments, or None for a piece that must
+    be decoded again: every piece a segment reaches more than STRADDLE_S into when it reaches into more
+    than one (whose words those are is unknown), and a piece whose segments do not cover its speech from
+    within COVER_S of its start to within COVER_S of its end (the model dropped words, e.g. it ended the
+    window early). The other pieces keep their segments: one bad piece does not cost the whole window."""
     out: list[list[dict]] = [[] for _piece in pieces]
+    bad: set[int] = set()
     for seg in segments:
         overlaps = [max(0.0, min(seg["end"], end) - max(seg["start"], start)) for start, end in pieces]
-        ranked = sorted(range(len(pieces)), key=lambda i: overlaps[i], reverse=True)
-        if len(pieces) > 1 and overlaps[ranked[1]] > STRADDLE_S:
-            return None
-        if overlaps[ranked[0]] > 0:
-            best = ranked[0]
-        else:
+        straddled = [i for i, overlap in enumerate(overlaps) if overlap > STRADDLE_S]
+        if len(straddled) > 1:
+            bad.update(straddled)
+            continue
+        best = max(range(len(pieces)), key=lambda i: overlaps[i])
+        if overlaps[best] <= 0:
             middle = (seg["start"] + seg["end"]) / 2
             best = min(range(len(pieces)), key=lambda i: min(abs(middle - pieces[i][0]), abs(middle - pieces[i][1])))
         out[best].append(seg)
     if len(pieces) > 1:
-        for (start, end), segs in zip(pieces, out):
+        for i, ((start, end), segs) in enumerate(zip(pieces, out)):
             if not segs or min(s["start"] for s in segs) > start + COVER_S or max(s["end"] for s in segs) < end - COVER_S:
-                return None
-    return out
+                bad.add(i)
+    return [None if i in bad else segs for i, segs in enumerate(out)]
 
 
 class Scheduler:
@@ -198,6 +201,7 @@ class Scheduler:
         self._active: collections.deque[Request] = collections.deque()
         self._preparing = 0
         self.running_batches = 0
+        self._idle_workers = 0  # workers in next_batch: the ones a batch may be shared with
         # Counters: windows cut from requests, batches, their rows (slots), windows decoded in them, packed
         # windows decoded again piece by piece, windows whose rest was decoded again (ended early).
         self.stats = dict.fromkeys(("windows_cut", "batches", "slots", "windows", "redone", "continued"), 0)
@@ -287,7 +291,17 @@ class Scheduler:
     # forming a batch --------------------------------------------------------------------------------
     def next_batch(self, stopping: threading.Event) -> list[Slot] | None:
         """Block until there is work, then return up to BATCH_SIZE slots; None when stopping. Waiting
-        requests are decoded first; a batch that is not full waits up to BATCH_WAIT_MS for more."""
+        requests are decoded first; a batch that is not full waits up to BATCH_WAIT_MS for more. When
+        other workers wait too, the work ready now is shared out: this worker takes its part only."""
+        with self._cond:
+            self._idle_workers += 1
+        try:
+            return self._next_batch(stopping)
+        finally:
+            with self._cond:
+                self._idle_workers -= 1
+
+    def _next_batch(self, stopping: threading.Event) -> list[Slot] | None:
         wait_until = None
         while True:
             job = None
@@ -381,7 +395,12 @@ class Scheduler:
                 progressed = True
         if self._active:
             self._active.rotate(-1)
-        return slots
+        share = -(-len(slots) // max(1, self._idle_workers))
+        for slot in reversed(slots[share:]):  # the other waiting workers' part goes back, in order
+            for window, _start in reversed(slot.pieces):
+                window.request.todo.appendleft(window)
+                window.request.in_flight -= 1
+        return slots[:share]
 
     # running a batch --------------------------------------------------------------------------------
     def run(self, slots: list[Slot]) -> None:
@@ -405,14 +424,15 @@ class Scheduler:
             self.running_batches -= 1
             touched = []
             for slot, per_piece in zip(slots, outputs):
-                for (window, _start), piece in zip(slot.pieces, per_piece or [None] * len(slot.pieces)):
+                for (window, _start), piece in zip(slot.pieces, per_piece):
                     req = window.request
                     req.in_flight -= 1
                     if req.done:
                         continue
-                    if per_piece is None:  # a packed window that did not split cleanly: again, alone
-                        self.stats["redone"] += 1
-                        window.packable = False
+                    if piece is None:  # a piece of a packed window that did not split cleanly: again,
+                        self.stats["redone"] += 1  # packed once more with other such pieces, then alone
+                        window.packable = window.packable and not window.packed_again
+                        window.packed_again = True
                         req.todo.appendleft(window)
                         continue
                     segs, covered = piece
@@ -476,9 +496,9 @@ class Scheduler:
             self.on_done(req.duration, elapsed)
 
     # the model ----------------------------------------------------------------------------------------
-    def _decode(self, slots: list[Slot]) -> list[list[tuple[list[FwSegment], float]] | None]:
+    def _decode(self, slots: list[Slot]) -> list[list[tuple[list[FwSegment], float] | None]]:
         """Per slot: for each piece its segments (on the request's timeline) and how far into the piece they
-        reach (s); None for a packed slot to decode again piece by piece."""
+        reach (s); None for a piece of a packed slot to decode again."""
         m = self.model
         features = np.stack([pad_or_trim(m.feature_extractor(slot.samples())[..., :-1]) for slot in slots])
         encoder_output = m.encode(features)
@@ -515,10 +535,8 @@ class Scheduler:
                                       PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS, 0.0)
             spans = [(start, start + window.duration) for window, start in slot.pieces]
             per_piece = split_packed(subsegments, spans) if len(spans) > 1 else [subsegments]
-            if per_piece is None:
-                outputs.append(None)
-                continue
             outputs.append([
+                None if segs is None else
                 ([self._segment(s, tok, window, start, avg_logprob, temperature, result.no_speech_prob,
                                 slot.options.word_timestamps) for s in segs],
                  max((s["end"] - start for s in segs), default=0.0))

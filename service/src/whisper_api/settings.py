@@ -51,7 +51,9 @@ class Settings(BaseSettings):
         "(no device, a CUDA library missing, compute capability < 5.3, model too big, load error); ignored with DEVICE=cpu.",
     )
     compute_type: str = Field("auto", description="auto: float16 on CUDA, int8 on CPU; or any CTranslate2 compute type.")
-    cpu_threads: int = Field(0, ge=0, description="CTranslate2 threads per worker (0: CTranslate2's default).")
+    cpu_threads: int = Field(
+        0, ge=0, description="CTranslate2 threads per worker (0: CTranslate2's default); with WORKERS=0 on the CPU: the "
+        "threads in all, one worker per thread up to 4 (0: every CPU this process may use).")
 
     # Decoding
     beam_size: int = Field(5, ge=1, le=20, description="Beam search width (1: greedy, fastest).")
@@ -81,7 +83,9 @@ class Settings(BaseSettings):
     max_processing_s: float = Field(600.0, gt=0, description="Per-request processing time limit; over it the request fails (504).")
 
     # Concurrency
-    workers: int = Field(1, ge=1, le=64, description="Inference worker threads (and CTranslate2 model replicas).")
+    workers: int = Field(
+        0, ge=0, le=64, description="Inference worker threads (and CTranslate2 model replicas). 0: auto, 1 on CUDA; on "
+        "the CPU one single-threaded worker per CPU thread (CPU_THREADS, else every CPU), at most 4 (measured fastest).")
     queue_size: int = Field(8, ge=0, le=10000, description="Requests allowed to wait for a worker; beyond it: 503 + Retry-After.")
 
     # Input limits

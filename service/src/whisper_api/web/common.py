@@ -36,6 +36,7 @@ class EngineLike(Protocol):
     device_reason: str | None
     cuda_libraries: dict[str, str | None]
     busy: int
+    workers: int  # inference workers (resolved when the model loads: WORKERS=0 is auto)
     stats: EngineStats
     languages: list[str]  # what the served model transcribes (the Wyoming server's info)
 

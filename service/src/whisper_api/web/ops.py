@@ -41,7 +41,7 @@ def router(ctx: Context) -> APIRouter:
             "device": engine.device_label,
             "gpu_available": engine.gpu_available,
             "compute_type": engine.compute_type,
-            "workers": settings.workers,
+            "workers": engine.workers,
             "busy_workers": engine.busy,
             "queue_depth": engine.queue_depth,
             "device_wanted": engine.device_wanted,

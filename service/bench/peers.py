@@ -59,6 +59,7 @@ class Peer:
     ready: str = "/health"  # path answering 200 once it listens (wyoming: a TCP connect)
     form: dict[str, str] = field(default_factory=dict)
     python: Path | None = None  # the venv's python (the Wyoming client runs in it)
+    workloads: tuple[str, ...] | None = None  # the workloads it is measured on; None: all
 
 
 def log(msg: str) -> None:

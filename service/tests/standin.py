@@ -41,6 +41,7 @@ class StandInEngine:
         self.device_reason: str | None = None
         self.cuda_libraries: dict[str, str | None] = {}
         self.busy = 0
+        self.languages = ["en"]
         self.workers = 1
         self.stats = EngineStats()
         self.refuse: ApiError | None = None  # what refusal() and submit() answer, when set
@@ -90,6 +91,6 @@ class StandInEngine:
         if self.fail_after is not None:
             job.future.set_exception(self.fail_after)
             return
-        self.stats.on_audio_seconds(3.0)
+        self.stats.on_audio_seconds(3.0, job.protocol)
         job.future.set_result(Transcription(task=job.task, language=job.language or "en", duration=3.0,
                                             segments=segments, processing_time=0.01))

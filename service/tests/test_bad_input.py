@@ -194,7 +194,7 @@ def test_url_size_limit(limited_server, files_127_2):
 
 
 def _requests_total(client, status: str) -> float:
-    key = f'whisper_api_requests_total{{method="POST",route="/v1/audio/transcriptions",status="{status}"}} '
+    key = f'whisper_api_requests_total{{method="POST",protocol="http",route="/v1/audio/transcriptions",status="{status}"}} '
     for line in client.get("/metrics").text.splitlines():
         if line.startswith(key):
             return float(line[len(key):])

@@ -183,3 +183,19 @@ def test_poetry_lock_requirements_is_the_main_group_for_this_platform():
 def test_the_service_ports_stay_in_the_benchmark_range():
     port = bench.free_port()
     assert port in bench.PORTS and bench.PORTS == range(19000, 20000)
+
+
+def test_the_service_wyoming_server_is_measured_over_wyoming_on_workload_b():
+    """whisper-api-wyoming: the defaults plus WHISPER_API_WYOMING on a port of its own in the range, the
+    wyoming client of this venv, workload B only; its rows carry "whisper-api" and "wyoming"."""
+    assert "whisper-api-wyoming" in bench.SERVERS
+    peer = bench.service_wyoming_peer("/models/tiny.en", 2, 5, bench.free_port())
+    assert "whisper-api" in peer.name and "wyoming" in peer.name, peer.name
+    assert peer.protocol == "wyoming" and peer.workloads == ("B",) and peer.python == Path(sys.executable)
+    assert peer.env["WHISPER_API_WYOMING"] == "true"
+    wyoming_port = int(peer.env["WHISPER_API_WYOMING_PORT"])
+    assert wyoming_port in bench.PORTS and wyoming_port != int(peer.env["WHISPER_API_PORT"])
+    bench._rewrite_port(peer, 19500)  # pylint: disable=protected-access
+    assert peer.env["WHISPER_API_PORT"] == "19500" and int(peer.env["WHISPER_API_WYOMING_PORT"]) > 19500
+    row = report.row(peer.name + bench.ONE_CLIENT, "B", 10.0, 5.0, [1.0, 2.0], [TEN, TEN], [TEN, TEN], None)
+    assert row["server"].endswith(", wyoming, 1 client") and tuple(row) == report.KEYS

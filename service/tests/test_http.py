@@ -165,7 +165,7 @@ def test_a_client_that_goes_away_cancels_its_job(path):
     start = next(m for m in sent if m["type"] == "http.response.start")
     assert start["status"] == 499
     with TestClient(app) as c:
-        assert f'method="POST",route="{path}",status="499"' in c.get("/metrics").text
+        assert f'method="POST",protocol="http",route="{path}",status="499"' in c.get("/metrics").text
 
 
 def test_loading_and_failed_engine():
@@ -331,9 +331,9 @@ def test_health_and_metrics(client):
     r = c.get("/metrics")
     assert r.headers["content-type"].startswith("text/plain")
     text = r.text
-    assert 'whisper_api_requests_total{method="POST",route="/transcribe",status="200"} 1.0' in text
-    assert 'whisper_api_requests_total{method="GET",route="/v1/models/{model_id:path}",status="404"} 1.0' in text
-    assert "whisper_api_audio_seconds_total 3.0" in text, "the app wires its metrics to the injected engine"
+    assert 'whisper_api_requests_total{method="POST",protocol="http",route="/transcribe",status="200"} 1.0' in text
+    assert 'whisper_api_requests_total{method="GET",protocol="http",route="/v1/models/{model_id:path}",status="404"} 1.0' in text
+    assert 'whisper_api_audio_seconds_total{protocol="http"} 3.0' in text, "the app wires its metrics to the injected engine"
     assert 'whisper_api_device_info{compute_type="int8",device="cpu",wanted="cpu"} 1.0' in text
 
 

@@ -50,10 +50,10 @@ def test_metrics(server):
         if line and not line.startswith("#"):
             name, _sep, value = line.rpartition(" ")
             samples[name] = float(value)
-    assert samples['whisper_api_requests_total{method="POST",route="/transcribe",status="200"}'] >= 1
-    assert samples['whisper_api_requests_total{method="POST",route="/v1/audio/transcriptions",status="400"}'] >= 1
-    assert samples["whisper_api_audio_seconds_total"] >= 11.0
-    assert samples["whisper_api_processing_seconds_count"] >= 1
+    assert samples['whisper_api_requests_total{method="POST",protocol="http",route="/transcribe",status="200"}'] >= 1
+    assert samples['whisper_api_requests_total{method="POST",protocol="http",route="/v1/audio/transcriptions",status="400"}'] >= 1
+    assert samples['whisper_api_audio_seconds_total{protocol="http"}'] >= 11.0
+    assert samples['whisper_api_processing_seconds_count{protocol="http"}'] >= 1
     assert 0 < samples["whisper_api_model_load_seconds"] < 120
     assert samples["whisper_api_queue_depth"] == 0 and samples["whisper_api_model_ready"] == 1
 

@@ -397,8 +397,14 @@ def test_open_webui_settings_name_the_openai_route():
     assert f'base_url="{rows["AUDIO_STT_OPENAI_API_BASE_URL"]}"' in python, (rows, python)
 
 
-def test_home_assistant_note_points_to_the_open_wyoming_issue():
+def test_home_assistant_note_names_the_wyoming_variables():
+    """The Home Assistant note: Wyoming, the role variables that turn it on (with their real names and the
+    default port) and the allowed networks it requires (no authentication)."""
     text = README.read_text(encoding="utf-8")
     note = text[text.index("Home Assistant:"):]
     note = note[:note.index("\n\n")]
-    assert "Wyoming" in note and "not over HTTP" in note and "issue 15" in note, note
+    defaults = yaml.safe_load((REPO / "roles/whisper_api/defaults/main.yml").read_text(encoding="utf-8"))
+    assert "Wyoming" in note and "not over HTTP" in note and "no authentication" in note, note
+    assert "`whisper_api_wyoming: true`" in note and defaults["whisper_api_wyoming"] is False, note
+    assert f"port {defaults['whisper_api_wyoming_port']} (`whisper_api_wyoming_port`)" in note, note
+    assert "`whisper_api_allowed_networks`" in note and "whisper_api_allowed_networks" in defaults, note

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The application: settings + an engine + the HTTP layer's parts (``whisper_api.web``).
+"""The application: settings + an engine + the HTTP layer's parts (``whisper_api.web``) and, with
+WHISPER_API_WYOMING, the Wyoming server on the same engine and event loop (``whisper_api.wyoming_server``).
 
 ``create_app(settings)`` builds the real engine; ``create_app(settings, engine)`` serves a given one
 (the HTTP-layer tests pass a stand-in). Inference runs on the engine's worker threads; routes only
@@ -20,6 +21,7 @@ from .settings import Settings
 from .web import errors, guide, ops, openai
 from .web.common import Context, EngineLike
 from .web.middleware import AdmissionMiddleware, AuthMiddleware, BodyLimitMiddleware, MetricsMiddleware
+from .wyoming_server import WyomingServer
 
 OPEN_PATHS = {"/health"}
 UPLOAD_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
@@ -37,8 +39,8 @@ def create_app(settings: Settings, engine: EngineLike | None = None) -> FastAPI:
     is served as it is, its ``stats`` wired to this app's metrics. The lifespan starts and stops it."""
     metrics = Metrics()
     stats = EngineStats(
-        on_audio_seconds=metrics.audio_seconds.inc,
-        on_processing_seconds=metrics.processing_seconds.observe,
+        on_audio_seconds=lambda seconds, protocol: metrics.audio_seconds.labels(protocol).inc(seconds),
+        on_processing_seconds=lambda seconds, protocol: metrics.processing_seconds.labels(protocol).observe(seconds),
         on_model_loaded=metrics.model_load_seconds.set,
     )
     if engine is None:
@@ -58,9 +60,14 @@ def create_app(settings: Settings, engine: EngineLike | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         engine.start()
+        wyoming = WyomingServer(settings, engine, metrics) if settings.wyoming else None
         try:
+            if wyoming is not None:
+                await wyoming.start()
             yield
         finally:
+            if wyoming is not None:
+                await wyoming.stop()
             engine.stop()
 
     app = FastAPI(

@@ -42,6 +42,7 @@ class Job:
     temperature: float = 0.0
     word_timestamps: bool = False
     name: str = "file"
+    protocol: str = "http"  # who asked (http, wyoming): the metrics' protocol label
     max_processing_s: float | None = None  # this request's time limit; None: WHISPER_API_MAX_PROCESSING_S
     on_decoded: Callable[[float], None] | None = None  # called with the duration once the audio is valid
     on_segment: Callable[[Segment], None] | None = None
@@ -51,10 +52,11 @@ class Job:
 
 @dataclass
 class EngineStats:
-    """Callbacks the HTTP layer wires to its metrics (the engine stays metrics-agnostic)."""
+    """Callbacks the app wires to its metrics (the engine stays metrics-agnostic): the audio and
+    processing seconds of each finished request, with the protocol it came by (Job.protocol)."""
 
-    on_audio_seconds: Callable[[float], None] = lambda s: None
-    on_processing_seconds: Callable[[float], None] = lambda s: None
+    on_audio_seconds: Callable[[float, str], None] = lambda s, protocol: None
+    on_processing_seconds: Callable[[float, str], None] = lambda s, protocol: None
     on_model_loaded: Callable[[float], None] = lambda s: None
 
 
@@ -426,7 +428,7 @@ class Engine:
                 self._scheduler = Scheduler(
                     model, batch_size=s.batch_size, batch_wait_s=s.batch_wait_ms / 1000, beam_size=s.beam_size,
                     vad=s.vad_filter, pack=s.pack_short, max_duration_s=s.max_duration_s,
-                    max_processing_s=s.max_processing_s, on_done=self._done)
+                    max_processing_s=s.max_processing_s)
             self.device = device
             self.compute_type = compute_type
             if device == "cuda":
@@ -491,6 +493,7 @@ class Engine:
         refusal = self.refusal()
         if refusal is not None:
             raise refusal
+        job.future.add_done_callback(lambda future: self._done(future, job.protocol))
         if self._scheduler is not None:
             self._scheduler.add(job, DecodeOptions(task=job.task, language=job.language, prompt=job.prompt or None,
                                                    temperatures=self._temperatures(job),
@@ -511,9 +514,25 @@ class Engine:
             return _FALLBACK_TEMPERATURES
         return (job.temperature,)
 
-    def _done(self, duration: float, elapsed: float) -> None:
-        self.stats.on_audio_seconds(duration)
-        self.stats.on_processing_seconds(elapsed)
+    def _done(self, future: concurrent.futures.Future, protocol: str) -> None:
+        """A finished request's audio and processing seconds, by protocol (not for a failed or cancelled one)."""
+        if future.cancelled() or future.exception() is not None:
+            return
+        result = future.result()
+        self.stats.on_audio_seconds(result.duration, protocol)
+        self.stats.on_processing_seconds(result.processing_time, protocol)
+
+    @property
+    def languages(self) -> list[str]:
+        """The languages the served model transcribes: English alone for an English-only model (loaded,
+        or before loading: a model id ending in .en), else every language whisper knows."""
+        from .formats import LANGUAGE_NAMES
+
+        if self._model is not None:
+            multilingual = self._model.model.is_multilingual
+        else:
+            multilingual = not self.settings.model_id.lower().rstrip("/").endswith(".en")
+        return list(LANGUAGE_NAMES) if multilingual else ["en"]
 
     # work --------------------------------------------------------------------------------------
     def _worker(self) -> None:
@@ -599,6 +618,5 @@ class Engine:
                 "(WHISPER_API_MAX_PROCESSING_S); send shorter audio or raise the limit"
             )
         elapsed = time.monotonic() - started
-        self._done(decoded.duration, elapsed)
         return Transcription(task=job.task, language=info.language, duration=decoded.duration,
                              segments=segments, processing_time=elapsed)

@@ -14,14 +14,17 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "whisper_api_requests", "HTTP requests by route and status", ["route", "method", "status"],
+            "whisper_api_requests", "Requests by protocol (http, wyoming), route (HTTP: the path template; "
+            "Wyoming: the event, transcribe or describe), method (Wyoming: -) and status (Wyoming: the HTTP status "
+            "of the same outcome, 499 for a client gone)", ["protocol", "route", "method", "status"],
             registry=self.registry,
         )
         self.audio_seconds = Counter(
-            "whisper_api_audio_seconds", "Seconds of audio transcribed", registry=self.registry
+            "whisper_api_audio_seconds", "Seconds of audio transcribed, by protocol", ["protocol"],
+            registry=self.registry,
         )
         self.processing_seconds = Histogram(
-            "whisper_api_processing_seconds", "Decode + inference time per request",
+            "whisper_api_processing_seconds", "Decode + inference time per request, by protocol", ["protocol"],
             buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600), registry=self.registry,
         )
         self.queue_depth = Gauge("whisper_api_queue_depth", "Requests waiting for a worker", registry=self.registry)

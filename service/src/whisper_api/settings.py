@@ -110,6 +110,17 @@ class Settings(BaseSettings):
     ssl_keyfile: Path | None = Field(None, description="Private key for SSL_CERTFILE (PEM).")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="uvicorn and service log level.")
 
+    # Wyoming (Home Assistant)
+    wyoming: bool = Field(
+        False, description="Also serve the Wyoming protocol (Home Assistant's speech-to-text) on WYOMING_HOST:WYOMING_PORT, "
+        "with the same model, queue and limits. Wyoming has no authentication: restrict who can connect.",
+    )
+    wyoming_host: str | None = Field(None, description="Wyoming bind address; default: HOST.")
+    wyoming_port: int = Field(10300, ge=1, le=65535, description="Wyoming TCP port (10300 by convention).")
+    wyoming_zeroconf: bool = Field(
+        False, description="WYOMING: announce the server over mDNS (_wyoming._tcp) so Home Assistant discovers it."
+    )
+
     @field_validator("keys", "model_aliases", "url_allowed_networks", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
@@ -142,6 +153,9 @@ class Settings(BaseSettings):
             raise ValueError("set both WHISPER_API_SSL_CERTFILE and WHISPER_API_SSL_KEYFILE, or neither")
         if self.keys_file is not None and not self.keys_file.is_file():
             raise ValueError(f"WHISPER_API_KEYS_FILE={self.keys_file} does not exist or is not a file")
+        if self.wyoming and self.wyoming_port == self.port and self.wyoming_bind_host == self.host:
+            raise ValueError(f"WHISPER_API_WYOMING_PORT={self.wyoming_port} is the HTTP port (WHISPER_API_PORT): "
+                             "give Wyoming a port of its own (10300 by convention)")
         return self
 
     @property
@@ -165,6 +179,11 @@ class Settings(BaseSettings):
                 if line and not line.startswith("#"):
                     found.add(line)
         return frozenset(found)
+
+    @property
+    def wyoming_bind_host(self) -> str:
+        """Where the Wyoming server listens: WYOMING_HOST, else HOST."""
+        return self.wyoming_host or self.host
 
     @property
     def max_upload_bytes(self) -> int:

@@ -38,6 +38,7 @@ class EngineLike(Protocol):
     busy: int
     workers: int  # inference workers (resolved when the model loads: WORKERS=0 is auto)
     stats: EngineStats
+    languages: list[str]  # what the served model transcribes (the Wyoming server's info)
 
     @property
     def queue_depth(self) -> int: ...

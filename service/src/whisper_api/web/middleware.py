@@ -123,7 +123,7 @@ class AdmissionMiddleware:
 
 
 class MetricsMiddleware:
-    """``whisper_api_requests_total{route,method,status}``: the route is the path template of the route
+    """``whisper_api_requests_total{protocol="http",route,method,status}``: the route is the path template of the route
     the request matches (also when a middleware answered it: 401, 413, 503), "unmatched" for none and
     for a method the path does not take, so request paths never become labels."""
 
@@ -151,4 +151,4 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            self.metrics.requests.labels(self._route(scope), scope["method"], str(status)).inc()
+            self.metrics.requests.labels("http", self._route(scope), scope["method"], str(status)).inc()

@@ -1,0 +1,104 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Several cards and nodes (issue 18), API side: the roles proxmox_pci_mapping (proxmox_pci_mapping_mappings)
+and proxmox_gpu_vm (proxmox_gpu_vm_vms, proxmox_gpu_vm_pci_mappings) against the *simulated* PVE API of two
+nodes (fixtures/cluster-two-nodes.json): check mode with diff, converge, a second run with no change, and
+the way back. roles_several_gpus.yml holds the inventory-side assertions.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+import requests
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE))))
+from pve_simulator.runner import HERE as SIM_HERE, Simulator  # noqa: E402
+from test_pve_playbooks import asserts_ran, run_playbook  # noqa: E402
+
+PLAYBOOK = "roles_several_gpus.yml"
+CARD = "id=10de:13f1,iommugroup=%d,subsystem-id=10de:1153"
+A3 = "node=pve-a,path=0000:03:00," + CARD % 15
+A4 = "node=pve-a,path=0000:04:00," + CARD % 16
+B1 = "node=pve-b,path=0000:01:00," + CARD % 12
+
+
+@pytest.fixture
+def two_nodes(tmp_path):
+    simulator = Simulator(str(tmp_path / "simulated-pve")).start(
+        fixture=os.path.join(SIM_HERE, "fixtures", "cluster-two-nodes.json"))
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
+
+
+def api(sim, path):
+    resp = requests.get("https://127.0.0.1:%s/api2/json/%s" % (sim.port, path), verify=sim.ca_path, timeout=10,
+                        headers={"Authorization": "PVEAPIToken=%s=%s" % (sim.token_id, sim.token_secret)})
+    return resp.json()["data"]
+
+
+def vms(sim):
+    """{name: (vmid, node, status, hostpciN values)} of every VM of both nodes."""
+    out = {}
+    for node in ("pve-a", "pve-b"):
+        for vm in api(sim, "nodes/%s/qemu" % node):
+            conf = api(sim, "nodes/%s/qemu/%s/config" % (node, vm["vmid"]))
+            out[vm["name"]] = (vm["vmid"], node, vm["status"],
+                               [conf[k] for k in sorted(conf) if k.startswith("hostpci")])
+    return out
+
+
+def test_simulated_pve_several_gpus_check_converge_idempotence_and_undo(two_nodes):
+    rc, out, recap = run_playbook(two_nodes, PLAYBOOK, "--check", "--diff")
+    assert rc == 0, out[-6000:]
+    assert asserts_ran(PLAYBOOK, out), out[-6000:]
+    assert api(two_nodes, "cluster/mapping/pci") == [] and vms(two_nodes) == {}, "check mode changed something"
+    # tasks that report a change: the mappings' loop (one task), create and start of three VMs, create of the pair
+    assert recap["localhost"]["changed"] == 8, recap
+    for line in (A3, A4, B1, "hostpci0: mapping=gpu-a3,pcie=1", "hostpci1: mapping=gpu-a4,pcie=1"):
+        assert line in out, "the check-mode diff lacks %r:\n%s" % (line, out[-6000:])
+
+    rc, out, recap = run_playbook(two_nodes, PLAYBOOK, "--diff")
+    assert rc == 0, out[-6000:]
+    assert asserts_ran(PLAYBOOK, out), out[-6000:]
+    assert recap["localhost"]["changed"] == 8, recap
+    mappings = dict((m["id"], m) for m in api(two_nodes, "cluster/mapping/pci"))
+    assert sorted(mappings) == ["gpu-a3", "gpu-a4", "gpu-m4000"]
+    assert mappings["gpu-m4000"]["map"] == [A3, B1]  # one mapping, an entry on each node
+    assert mappings["gpu-m4000"]["description"] == "one M4000 on each node"
+    assert (mappings["gpu-a3"]["map"], mappings["gpu-a4"]["map"]) == ([A3], [A4])
+    assert vms(two_nodes) == {
+        "whisper-gpu-1": (210, "pve-a", "running", ["mapping=gpu-a3,pcie=1"]),
+        "whisper-gpu-2": (211, "pve-a", "running", ["mapping=gpu-a4,pcie=1"]),
+        "whisper-gpu-b": (212, "pve-b", "running", ["mapping=gpu-m4000,pcie=1"]),
+        "whisper-gpu-pair": (220, "pve-a", "stopped", ["mapping=gpu-a3,pcie=1", "mapping=gpu-a4,pcie=1"]),
+    }
+    checks = [m["checks"] for node in ("pve-a", "pve-b")
+              for m in requests.get("https://127.0.0.1:%s/api2/json/cluster/mapping/pci" % two_nodes.port,
+                                    params={"check-node": node}, verify=two_nodes.ca_path, timeout=10,
+                                    headers={"Authorization": "PVEAPIToken=%s=%s" % (
+                                        two_nodes.token_id, two_nodes.token_secret)}).json()["data"]
+              if m["id"] == "gpu-m4000"]
+    assert checks == [[], []], "PVE's check-node finds the entries of gpu-m4000 wrong: %s" % checks
+
+    rc, out, recap = run_playbook(two_nodes, PLAYBOOK, "--diff")
+    assert rc == 0, out[-6000:]
+    assert recap["localhost"]["changed"] == 0, "the second run changed something:\n" + out[-6000:]
+
+    undo = ["-e", "several_gpus_state=absent"]
+    rc, out, recap = run_playbook(two_nodes, PLAYBOOK, *undo, "--check")
+    assert rc == 0, out[-6000:]
+    # the mappings' loop and the four VMs' absent
+    assert recap["localhost"]["changed"] == 5 and len(vms(two_nodes)) == 4, out[-6000:]
+    assert len(api(two_nodes, "cluster/mapping/pci")) == 3
+    # the roles run in the play's order, so the mappings go while VMs still name them: PVE's delete of a
+    # mapping does not look for users of it (pve-manager API2/Cluster/Mapping/PCI.pm, reference 03)
+    rc, out, recap = run_playbook(two_nodes, PLAYBOOK, *undo)
+    assert rc == 0, out[-6000:]
+    assert recap["localhost"]["changed"] == 5, out[-6000:]
+    assert vms(two_nodes) == {} and api(two_nodes, "cluster/mapping/pci") == []
+    rc, out, recap = run_playbook(two_nodes, PLAYBOOK, *undo)
+    assert rc == 0 and recap["localhost"]["changed"] == 0, out[-6000:]

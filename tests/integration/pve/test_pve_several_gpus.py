@@ -6,6 +6,7 @@ the way back. roles_several_gpus.yml holds the inventory-side assertions.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -102,3 +103,27 @@ def test_simulated_pve_several_gpus_check_converge_idempotence_and_undo(two_node
     assert vms(two_nodes) == {} and api(two_nodes, "cluster/mapping/pci") == []
     rc, out, recap = run_playbook(two_nodes, PLAYBOOK, *undo)
     assert rc == 0 and recap["localhost"]["changed"] == 0, out[-6000:]
+
+
+@pytest.mark.parametrize("tag, extra, message", [
+    ("mapping", {"proxmox_pci_mapping_mappings": [
+        {"name": "gpu-a3", "map": [{"node": "pve-a", "gpu_address": "0000:03:00.0", "gpu_vendor_device": "10de:13f1"}]}]},
+     "proxmox_pci_mapping_mappings, item"),
+    ("mapping", {"proxmox_pci_mapping_mappings": [{"name": "gpu-a3", "map": []}]},
+     "with state present a map listing the cards"),
+    ("mapping", {"proxmox_pci_mapping_mappings": [{"name": "gpu-a3", "map": [{"node": "pve-a"}]},
+                                                  {"name": "gpu-a3", "map": [{"node": "pve-b"}]}]},
+     "each name once in the list"),
+    ("vm", {"proxmox_gpu_vm_vms": [{"pci_mapping": "gpu-a3", "name": "w", "ssh_host": "192.0.2.1"},
+                                   {"pci_mapping": "gpu-a4", "name": "w", "ssh_host": "192.0.2.2"}]},
+     "proxmox_gpu_vm_vms: two VMs have the same name (w): give each VM its own"),
+    ("vm", {"proxmox_gpu_vm_vms": [{"pci_mapping": "gpu-a3", "ipconfig0": "ip=dhcp"}]},
+     "each VM its own ipconfig0 or ssh_host (without an address: whisper-gpu-1)"),
+    ("vm", {"proxmox_gpu_vm_pci_mappings": ["gpu-a3", "9"]},
+     "proxmox_gpu_vm: '9' is not a mapping id"),
+])
+def test_several_gpus_bad_lists_stop_before_any_api_call(tag, extra, message):
+    rc, out, recap = run_playbook(None, "role_several_gpus_refused.yml", "--tags", tag, "-e", json.dumps(extra))
+    assert rc != 0 and recap["localhost"]["failed"] == 1, out[-6000:]
+    assert message in out, out[-6000:]
+    assert "127.0.0.1:9" not in out and "Connection refused" not in out, out[-6000:]  # nothing was contacted

@@ -278,8 +278,8 @@ def entries_from_nodes(module, client, specs):
         short = dict((k, verdict[k]) for k in _VERDICT_KEYS)
         short["node"] = node
         if not verdict["isolated"]:
-            module.fail_json(msg="refusing to map %s on node %s: %s" % (verdict["gpu"]["address"], node,
-                                                                       verdict["message"]), verdicts=verdicts + [short])
+            msg = "refusing to map %s on node %s: %s" % (verdict["gpu"]["address"], node, verdict["message"])
+            module.fail_json(msg=msg, verdicts=verdicts + [short])
         entries.append(entry)
         verdicts.append(short)
     _refuse_repeated(module, entries, "from_nodes")

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 
 import pytest
 import requests
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE))))
 from pve_simulator.runner import HERE as SIM_HERE, Simulator  # noqa: E402
 from test_pve_playbooks import asserts_ran, run_playbook  # noqa: E402
@@ -127,3 +129,32 @@ def test_several_gpus_bad_lists_stop_before_any_api_call(tag, extra, message):
     assert rc != 0 and recap["localhost"]["failed"] == 1, out[-6000:]
     assert message in out, out[-6000:]
     assert "127.0.0.1:9" not in out and "Connection refused" not in out, out[-6000:]  # nothing was contacted
+
+
+def readme_yaml_blocks():
+    """The YAML blocks of the README's "Several cards and nodes (API side)" subsection."""
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as fh:
+        text = fh.read()
+    section = text.split("### Several cards and nodes (API side)", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```yaml\n(.*?)```", section, flags=re.S)
+
+
+def test_readme_several_cards_example_against_the_simulated_api(two_nodes, tmp_path):
+    blocks = readme_yaml_blocks()
+    assert len(blocks) == 2 and "proxmox_pci_mapping_mappings" in blocks[0] and "proxmox_gpu_vm_vms" in blocks[1]
+    args = []
+    for idx, block in enumerate(blocks):
+        path = tmp_path / ("readme-%d.yml" % idx)
+        path.write_text(block, encoding="utf-8")
+        args += ["-e", "@%s" % path]
+    rc, out, recap = run_playbook(two_nodes, "roles_readme_several_gpus.yml", *args, "--check", "--diff")
+    assert rc == 0, out[-6000:]
+    assert vms(two_nodes) == {} and api(two_nodes, "cluster/mapping/pci") == []
+    rc, out, recap = run_playbook(two_nodes, "roles_readme_several_gpus.yml", *args)
+    assert rc == 0, out[-6000:]
+    assert dict((m["id"], m["map"]) for m in api(two_nodes, "cluster/mapping/pci")) == {"gpu-a3": [A3], "gpu-a4": [A4]}
+    assert vms(two_nodes) == {  # the names and ids the README's comment gives
+        "whisper-gpu-1": (210, "pve-a", "running", ["mapping=gpu-a3,pcie=1"]),
+        "whisper-gpu-2": (211, "pve-a", "running", ["mapping=gpu-a4,pcie=1"])}
+    rc, out, recap = run_playbook(two_nodes, "roles_readme_several_gpus.yml", *args)
+    assert rc == 0 and recap["localhost"]["changed"] == 0, out[-6000:]

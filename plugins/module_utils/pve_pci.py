@@ -200,6 +200,23 @@ def mapping_state(mapping):
     return state
 
 
+def repeated_devices(entries):
+    """The ``(node, path element)`` pairs that more than one entry names, sorted.
+
+    PVE keeps several entries of one node in a mapping (identical cards; a VM gets the first one free
+    when it starts), but the same device twice can only ever serve one VM.
+    """
+    seen, repeated = set(), set()
+    for entry in entries:
+        data = normalize_entry(entry)
+        for path in data["path"].split(";"):
+            key = (data["node"], path.split(".", 1)[0])
+            if key in seen:
+                repeated.add(key)
+            seen.add(key)
+    return sorted(repeated)
+
+
 def merge_node_entries(current_map, node_entries):
     """Replace the entries of the nodes named in ``node_entries`` and keep the other nodes' entries."""
     nodes = set(e["node"] for e in node_entries)

@@ -115,6 +115,86 @@ def disk_storage(value):
     return volume.split(":", 1)[0] if ":" in volume and not volume.startswith("/") else None
 
 
+# ---- GPU guests: which VMs, with which cards (pure) --------------------------------------------
+# qemu-server's hostpci0..hostpci15 (the schema supplement's max_devices 16)
+MAX_HOSTPCI = 16
+_MAPPING_ID_RE = re.compile(r"^[a-z][a-z0-9_-]+$", re.I)
+_DNS_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$")
+_STATIC_IP_RE = re.compile(r"(?:^|,)ip=([0-9.]+)/")
+_VM_KEYS = ("name", "vmid", "node", "pci_mapping", "pci_mappings", "ipconfig0", "ssh_host")
+
+
+class GuestSpecError(ValueError):
+    """A list of GPU VMs that cannot be built, with what to change."""
+
+
+def hostpci_config(mappings):
+    """``{hostpci0: 'mapping=<id>,pcie=1', hostpci1: ...}``: one PCIe device per mapping id, in order."""
+    return dict(("hostpci%d" % idx, "mapping=%s,pcie=1" % mid) for idx, mid in enumerate(mappings))
+
+
+def gpu_guests(vms, name, vmid=0, node="", pci_mapping="", pci_mappings=None, ipconfig0="", ssh_host=""):
+    """The GPU VMs a role run manages, each a dict: name, vmid (0: next free), node, pci_mappings,
+    hostpci (the config keys), ipconfig0, ssh_host (the address to reach it).
+
+    Without ``vms`` that is the one VM the plain arguments describe. With ``vms`` (one dict per VM:
+    pci_mapping or pci_mappings, and optionally name, vmid, node, ipconfig0, ssh_host), what an item
+    leaves out is derived from the arguments, stably for a given list: the name ``<name>-<n>`` and,
+    when ``vmid`` is not 0, the id ``vmid + n - 1`` (n = 1 for the first item); node, ipconfig0 and the
+    mappings as given. Raises GuestSpecError naming the item and what to change.
+    """
+    base = dict(name=name, vmid=int(vmid or 0), node=node, pci_mapping=pci_mapping,
+                pci_mappings=list(pci_mappings or []), ipconfig0=ipconfig0, ssh_host=ssh_host)
+    items = list(vms or [])
+    derive = bool(items)
+    guests = []
+    for pos, item in enumerate(items or [{}], 1):
+        where = "proxmox_gpu_vm_vms item %d" % pos if derive else "proxmox_gpu_vm"
+        if not isinstance(item, dict):
+            raise GuestSpecError("%s must be a dict with pci_mapping (or pci_mappings) and optionally name, vmid, "
+                                 "node, ipconfig0, ssh_host; got %r" % (where, item))
+        unknown = sorted(set(item) - set(_VM_KEYS))
+        if unknown:
+            raise GuestSpecError("%s: unknown key(s) %s; the keys are %s" % (where, ", ".join(unknown), ", ".join(_VM_KEYS)))
+        spec = dict(base)
+        if derive:
+            spec.update(name="%s-%d" % (name, pos), vmid=base["vmid"] + pos - 1 if base["vmid"] else 0,
+                        pci_mapping="", pci_mappings=[], ssh_host="")
+        spec.update((k, v) for k, v in item.items() if v not in (None, "", []))
+        mappings = list(spec["pci_mappings"]) or ([spec["pci_mapping"]] if spec["pci_mapping"] else [])
+        if not mappings:
+            raise GuestSpecError("%s has no card: give pci_mapping (a mapping id) or pci_mappings (several, one "
+                                 "hostpciN each)" % where)
+        bad = [m for m in mappings if not _MAPPING_ID_RE.match(str(m))]
+        if bad:
+            raise GuestSpecError("%s: %s is not a mapping id (a letter, then letters, digits, '-' or '_')"
+                                 % (where, ", ".join(repr(b) for b in bad)))
+        if len(mappings) > MAX_HOSTPCI:
+            raise GuestSpecError("%s: %d mappings, but a VM has at most %d PCI devices (hostpci0..hostpci%d)"
+                                 % (where, len(mappings), MAX_HOSTPCI, MAX_HOSTPCI - 1))
+        if not _DNS_NAME_RE.match(str(spec["name"])):
+            raise GuestSpecError("%s: the VM name %r is not a DNS name" % (where, spec["name"]))
+        try:
+            spec["vmid"] = int(spec["vmid"])
+        except (TypeError, ValueError):
+            raise GuestSpecError("%s: vmid %r is not a number" % (where, spec["vmid"])) from None
+        if spec["vmid"] != 0 and spec["vmid"] < 100:
+            raise GuestSpecError("%s: vmid %d: give 0 (the next free id) or 100 and above" % (where, spec["vmid"]))
+        found = _STATIC_IP_RE.search(str(spec["ipconfig0"]))
+        spec["ssh_host"] = spec["ssh_host"] or (found.group(1) if found else "")
+        spec["pci_mappings"] = mappings
+        spec["hostpci"] = hostpci_config(mappings)
+        del spec["pci_mapping"]
+        guests.append(spec)
+    for key, what in (("name", "name"), ("vmid", "vmid"), ("ssh_host", "address (ipconfig0's ip or ssh_host)")):
+        values = [g[key] for g in guests if g[key] not in (0, "")]
+        twice = sorted(set(str(v) for v in values if values.count(v) > 1))
+        if twice:
+            raise GuestSpecError("proxmox_gpu_vm_vms: two VMs have the same %s (%s): give each VM its own"
+                                 % (what, ", ".join(twice)))
+    return guests
+
+
 # ---- VMs on one node (API calls) ---------------------------------------------------------------
 class QemuVms(object):
     """VM lookups and actions on one node (thin over the API; every write waits for its task)."""

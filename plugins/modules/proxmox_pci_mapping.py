@@ -45,8 +45,10 @@ options:
     default: present
   map:
     description:
-      - The complete list of map entries (one per node). Replaces the entries PVE has.
-      - Mutually exclusive with O(from_node).
+      - The complete list of map entries. Replaces the entries PVE has.
+      - One entry per node and card; several entries of one node are identical cards (a VM gets the first one
+        free when it starts). The same device in two entries is refused.
+      - Mutually exclusive with O(from_node) and O(from_nodes).
     type: list
     elements: dict
     suboptions:
@@ -76,7 +78,7 @@ options:
     description:
       - Build the entry of one node from its C(/nodes/{node}/hardware/pci) data and replace that node's
         entry; entries of other nodes are kept.
-      - Mutually exclusive with O(map).
+      - Mutually exclusive with O(map) and O(from_nodes).
     type: dict
     suboptions:
       node:
@@ -88,6 +90,29 @@ options:
         type: str
       gpu_vendor_device:
         description: C(vendor:device) of the GPU, e.g. V(10de:13f1), when the address is not known.
+        type: str
+  from_nodes:
+    description:
+      - The complete map, one entry per card, each built from its node's C(/nodes/{node}/hardware/pci) data
+        as O(from_node) does (a card whose IOMMU group is not isolated is refused, naming the node).
+        Entries PVE has for cards not listed are removed.
+      - Several cards give one mapping with an entry per node, PVE's model for identical cards in a cluster
+        (a VM can then start, and migrate, on any of those nodes); two identical cards of one node are two
+        entries of that node, and a VM gets the first one free when it starts.
+      - The same card listed twice is refused. Mutually exclusive with O(map) and O(from_node).
+    type: list
+    elements: dict
+    version_added: 0.2.0
+    suboptions:
+      node:
+        description: Cluster node name.
+        type: str
+        required: true
+      gpu_address:
+        description: PCI address of the card on that node. Default is the first NVIDIA display controller.
+        type: str
+      gpu_vendor_device:
+        description: C(vendor:device) of the card, e.g. V(10de:13f1), when the address is not known.
         type: str
   check_hardware:
     description:
@@ -141,6 +166,16 @@ EXAMPLES = r"""
         subsystem_id: "10de:1153"
   delegate_to: localhost
 
+- name: One mapping for identical cards on two nodes of a cluster (each card checked on its node)
+  homelab.gpu_passthrough.proxmox_pci_mapping:
+    name: gpu-m4000
+    from_nodes:
+      - node: pve-a
+        gpu_address: "0000:03:00.0"
+      - node: pve-b
+        gpu_vendor_device: "10de:13f1"
+  delegate_to: localhost
+
 - name: Remove the mapping
   homelab.gpu_passthrough.proxmox_pci_mapping:
     name: gpu-quadro-m4000
@@ -172,6 +207,14 @@ verdict:
   returned: when O(from_node) is given
   type: dict
   sample: {"isolated": true, "status": "isolated", "group": 15, "mapping_path": "0000:03:00"}
+verdicts:
+  description:
+    - With O(from_nodes), the isolation verdict of each card in the order given, the keys of RV(verdict) and
+      C(node).
+  returned: when O(from_nodes) is given
+  type: list
+  elements: dict
+  sample: [{"node": "pve-a", "isolated": true, "status": "isolated", "group": 15, "mapping_path": "0000:03:00"}]
 retried_after_digest_conflict:
   description: V(true) when PVE reported a concurrent change and the module re-read and retried once.
   returned: always
@@ -203,6 +246,7 @@ from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_pci im
     merge_node_entries,
     normalize_entry,
     parse_map_entry,
+    repeated_devices,
     state_text,
 )
 
@@ -210,10 +254,44 @@ _VERDICT_KEYS = ("isolated", "status", "group", "groups", "gpu", "functions", "u
                  "vfio_ids", "drivers", "mapping_path", "topology_known", "boot_vga", "reasons", "message")
 
 
+def _refuse_repeated(module, entries, option):
+    repeated = repeated_devices(entries)
+    if repeated:
+        module.fail_json(msg="%s names the same device more than once (%s): a device can serve one VM at a time, so "
+                             "give each card once (identical cards of one node are separate entries, each with "
+                             "its own path)" % (option, ", ".join("%s on node %s" % (p, n) for n, p in repeated)))
+
+
+def entries_from_nodes(module, client, specs):
+    """The complete map from O(from_nodes): one entry per card, each card's verdict must be isolated."""
+    hardware, entries, verdicts = {}, [], []
+    for spec in specs:
+        node = spec["node"]
+        if node not in hardware:
+            client.require_node(node)
+            hardware[node] = devices_from_hardware_pci(client.hardware_pci(node))
+        try:
+            entry, verdict = entry_from_node(node, hardware[node], gpu_address=spec.get("gpu_address"),
+                                             gpu_vendor_device=spec.get("gpu_vendor_device"))
+        except (GpuSelectionError, ValueError) as exc:
+            module.fail_json(msg="from_nodes, node %s: %s" % (node, exc))
+        short = dict((k, verdict[k]) for k in _VERDICT_KEYS)
+        short["node"] = node
+        if not verdict["isolated"]:
+            msg = "refusing to map %s on node %s: %s" % (verdict["gpu"]["address"], node, verdict["message"])
+            module.fail_json(msg=msg, verdicts=verdicts + [short])
+        entries.append(entry)
+        verdicts.append(short)
+    _refuse_repeated(module, entries, "from_nodes")
+    return canonical_map(entries), verdicts
+
+
 def desired_entries(module, client, store_current):
     """Return (list of canonical entry strings, verdict or None)."""
     params = module.params
     verdict = None
+    if params["from_nodes"]:
+        return entries_from_nodes(module, client, params["from_nodes"])
     if params["from_node"]:
         spec = params["from_node"]
         client.require_node(spec["node"])
@@ -235,12 +313,8 @@ def desired_entries(module, client, store_current):
             entries.append(normalize_entry(raw))
         except MapEntryError as exc:
             module.fail_json(msg=str(exc))
-    seen = set()
-    for entry in entries:
-        if entry["node"] in seen:
-            module.fail_json(msg="node %s has more than one entry in map: give one entry per node (several "
-                                 "paths of one node go into one entry, separated by ';')" % entry["node"])
-        seen.add(entry["node"])
+    _refuse_repeated(module, entries, "map")
+    seen = set(e["node"] for e in entries)
     if params["check_hardware"]:
         for node in sorted(seen):
             client.require_node(node)
@@ -282,12 +356,17 @@ def main():
             gpu_address=dict(type="str"),
             gpu_vendor_device=dict(type="str"),
         )),
+        from_nodes=dict(type="list", elements="dict", options=dict(
+            node=dict(type="str", required=True),
+            gpu_address=dict(type="str"),
+            gpu_vendor_device=dict(type="str"),
+        )),
         check_hardware=dict(type="bool", default=True),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
-        mutually_exclusive=[("map", "from_node")],
-        required_if=[("state", "present", ("map", "from_node"), True)],
+        mutually_exclusive=[("map", "from_node", "from_nodes")],
+        required_if=[("state", "present", ("map", "from_node", "from_nodes"), True)],
         supports_check_mode=True,
     )
     params = module.params
@@ -312,7 +391,9 @@ def main():
         want_map, verdict = desired_entries(module, client, current)
         after = _want_state(want_map, params["description"], current)
         changed = before != after
-        if verdict is not None:
+        if isinstance(verdict, list):
+            result["verdicts"] = verdict
+        elif verdict is not None:
             result["verdict"] = verdict
         mapping = current
         if changed and not module.check_mode:

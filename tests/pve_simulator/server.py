@@ -95,6 +95,12 @@ def _size_bytes(text: str) -> int:
     return int(float(found.group(1)) * 1024 ** (" KMGT".index(found.group(2) or " "))) if found else 0
 
 
+def _slot(path: str) -> str:
+    """The card a hostpci/map path names (``dddd:bb:dd``; a function's path names its card)."""
+    path = path if path.count(":") == 2 else f"0000:{path}"
+    return path.split(".", 1)[0].lower()
+
+
 def parse_kv(value: str, default_key: str) -> dict[str, str]:
     """Split a property string into an ordered dict (first bare item -> default_key)."""
     res: dict[str, str] = {}
@@ -187,6 +193,12 @@ class SimulatedCluster:
                 want = str(correct[prop]).replace("0x", "")
                 if want != str(have).replace("0x", ""):
                     raise _die(f"'{prop}' does not match for '{name}' ({want} != {have})")
+
+    def devices_in_use(self, node: str, exclude: int | None = None) -> set[str]:
+        """PCI slots (dddd:bb:dd) that the running VMs on ``node`` hold (chosen when each started)."""
+        return {slot for vmid, vm in self.vms.items()
+                if vmid != exclude and vm["node"] == node and vm["status"] == "running"
+                for slot in vm.get("pci_held", [])}
 
     def new_task(self, node: str, ttype: str, tid: str, user: str, error: str | None = None,
                  log: list[str] | None = None, on_success: Any = None) -> str:
@@ -911,16 +923,22 @@ class Handler(BaseHTTPRequestHandler):
                 raise _die("you can't start a vm if it's a template")
             if vm["status"] == "running":
                 raise _die(f"VM {vmid} already running")
-            self._check_start(node, vm["config"])
+            held = self._check_start(node, vm["config"], vmid)
         except ApiError as exc:
             error = exc.message
         if error is None:
             vm["status"] = "running"
+            vm["pci_held"] = held
         return self.sim.new_task(node, "qmstart", str(vmid), user, error)
 
-    def _check_start(self, node: str, conf: dict[str, Any]) -> None:
-        """What qemu-server checks about hostpci devices when the VM starts."""
-        for key in sorted(conf):
+    def _check_start(self, node: str, conf: dict[str, Any], vmid: int | None = None) -> list[str]:
+        """What qemu-server checks about hostpci devices when the VM starts, and which device each
+        mapped hostpciN gets: the mapping's entries for this node, their paths in order ("the first
+        available will then be chosen on guest start", the map format's ``path``), skipping a device
+        that another hostpciN of this VM or a running VM on the node already holds."""
+        used = self.sim.devices_in_use(node, exclude=vmid)
+        held: list[str] = []
+        for key in sorted(conf, key=lambda k: (len(k), k)):
             if not re.match(r"^hostpci\d+$", key):
                 continue
             dev = parse_kv(str(conf[key]), "host")
@@ -928,6 +946,8 @@ class Handler(BaseHTTPRequestHandler):
                 raise _die("q35 machine model is not enabled")
             mid = dev.get("mapping")
             if mid is None:
+                held.extend(_slot(p) for p in dev.get("host", "").split(";") if p)
+                used.update(held)
                 continue
             entry = self.sim.mappings.get(mid)
             mine = [parse_kv(m, "node") for m in (entry or {}).get("map", [])]
@@ -939,6 +959,14 @@ class Handler(BaseHTTPRequestHandler):
                     self.sim.assert_valid(mid, m, node)
                 except ApiError as exc:
                     raise _die(f"PCI device mapping invalid (hardware probably changed): {exc.message}") from None
+            free = [p for m in mine for p in m.get("path", "").split(";") if _slot(p) not in used]
+            if not free:
+                # the simulator's wording (the reference gives the rule, not qemu-server's text)
+                raise _die(f"simulated PVE: {key}: every device of mapping '{mid}' on node '{node}' is "
+                           f"already in use ({', '.join(sorted(used))})")
+            used.add(_slot(free[0]))
+            held.append(_slot(free[0]))
+        return held
 
     def h_post_nodes_node_qemu_vmid_status_stop(self, params: dict[str, Any], user: str) -> Any:
         vm = self._vm(params["node"], params["vmid"])

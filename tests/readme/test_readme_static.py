@@ -35,6 +35,7 @@ STATIC = "tests/readme/test_readme_static.py"
 PVE = "tests/integration/pve/test_pve_playbooks.py"
 INSTALL = "tests/readme/test_install.py"
 PERSONA = "tests/readme/test_readme_persona.py"
+SEVERAL = "tests/integration/pve/test_pve_several_gpus.py"
 
 # (README file, regex on the command text, the test that runs it)
 COVERAGE = [
@@ -93,6 +94,9 @@ COVERAGE = [
      "tests/readme/test_readme_fetch_model.py::test_readme_fetch_model_command"),
     (HOMELAB_README, r"-e proxmox_vfio_reboot_ok=true", f"{STATIC}::test_homelab_reboot_consent_is_a_role_variable"),
     (HOMELAB_README, r"--check", f"{INSTALL}::test_mylab_site_command_loads"),
+    (README, r"proxmox_pci_mapping_mappings: .*", f"{SEVERAL}::test_readme_several_cards_example_against_the_simulated_api"),
+    (README, r"proxmox_gpu_vm_name: whisper-gpu\nproxmox_gpu_vm_vmid: 210\nproxmox_gpu_vm_vms: .*",
+     f"{SEVERAL}::test_readme_several_cards_example_against_the_simulated_api"),
 ]
 
 LIST_ONLY = ["--list-hosts", "--list-tasks"]

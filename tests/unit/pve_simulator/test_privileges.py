@@ -28,6 +28,7 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_client import PveApiError, PveClient
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_mapping import PciMappingStore
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pve_storage import NodeStorage
+from ansible_collections.homelab.gpu_passthrough.plugins.module_utils import pve_qemu
 from ansible_collections.homelab.gpu_passthrough.plugins.modules import proxmox_vm
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir)))
@@ -141,11 +142,18 @@ def role_vm_params(clone_template=""):
     with open(TEST_SSH_PUBLIC_KEY_FILE, encoding="utf-8") as fh:
         context.update(proxmox_gpu_vm_node="pve", proxmox_gpu_vm_ssh_public_key=fh.read().strip(),
                        proxmox_gpu_vm_pci_mapping="gpu", proxmox_gpu_vm_clone_template=clone_template)
+    # the one VM the role's preflight works out (filter gpu_vm_guests), with its hostpci0
+    context["__proxmox_gpu_vm_guest"] = pve_qemu.gpu_guests(
+        [], context["proxmox_gpu_vm_name"], vmid=context["proxmox_gpu_vm_vmid"], node=context["proxmox_gpu_vm_node"],
+        pci_mapping=context["proxmox_gpu_vm_pci_mapping"], pci_mappings=context["proxmox_gpu_vm_pci_mappings"],
+        ipconfig0=context["proxmox_gpu_vm_ipconfig0"], ssh_host=context["proxmox_gpu_vm_ssh_host"])[0]
     with open(os.path.join(role, "vars", "main.yml"), encoding="utf-8") as fh:
         role_vars = yaml.safe_load(fh)
     for key, value in role_vars.items():  # in file order: later vars use earlier ones
         context[key] = _render(value, context)
-    return context["_proxmox_gpu_vm_config"], context["_proxmox_gpu_vm_initial_config"]
+    # tasks/vm.yml: config is _proxmox_gpu_vm_config combined with the VM's hostpciN
+    config = dict(context["_proxmox_gpu_vm_config"], **context["__proxmox_gpu_vm_guest"]["hostpci"])
+    return config, context["_proxmox_gpu_vm_initial_config"]
 
 
 def vm_manager(sim, client, **params):

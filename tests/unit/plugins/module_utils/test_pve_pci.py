@@ -100,3 +100,24 @@ def test_mapping_state_ignores_order_and_digest():
     b = {"map": ["node=a,path=0000:01:00,id=10DE:0001", "node=b,path=0000:01:00,id=10de:0001"], "digest": "y"}
     assert pve_pci.mapping_state(a) == pve_pci.mapping_state(b)
     assert pve_pci.mapping_state(None) is None
+
+
+def test_repeated_devices_allows_identical_cards_of_one_node_but_not_one_card_twice():
+    a3 = {"node": "pve-a", "path": "0000:03:00", "id": "10de:13f1"}
+    a4 = {"node": "pve-a", "path": "0000:04:00", "id": "10de:13f1"}
+    b3 = {"node": "pve-b", "path": "0000:03:00", "id": "10de:13f1"}
+    assert pve_pci.repeated_devices([a3, a4, b3]) == []  # two entries of one node, one path on two nodes
+    assert pve_pci.repeated_devices([a3, a4, dict(a3, path="0000:03:00.0")]) == [("pve-a", "0000:03:00")]
+    assert pve_pci.repeated_devices([dict(a4, path="0000:03:00;0000:04:00"), a3]) == [("pve-a", "0000:03:00")]
+
+
+def test_entries_of_two_identical_cards_on_one_node():
+    with open(os.path.join(os.path.dirname(FIXTURE), "cluster-two-nodes.json"), encoding="utf-8") as fh:
+        nodes = json.load(fh)["nodes"]
+    devices = pve_pci.devices_from_hardware_pci(nodes["pve-a"]["pci"])
+    first, verdict3 = pve_pci.entry_from_node("pve-a", devices, gpu_address="0000:03:00.0")
+    second, verdict4 = pve_pci.entry_from_node("pve-a", devices, gpu_address="0000:04:00.0")
+    assert verdict3["isolated"] and verdict4["isolated"]
+    assert pve_pci.canonical_map([second, first]) == [
+        "node=pve-a,path=0000:03:00,id=10de:13f1,iommugroup=15,subsystem-id=10de:1153",
+        "node=pve-a,path=0000:04:00,id=10de:13f1,iommugroup=16,subsystem-id=10de:1153"]

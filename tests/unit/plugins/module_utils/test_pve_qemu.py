@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""pve_qemu.QemuVms against the simulated PVE API: lookups and actions that wait for their tasks.
+"""pve_qemu.QemuVms against the simulated PVE API: lookups and actions that wait for their tasks; and
+pve_qemu.gpu_guests (pure): the VMs of a proxmox_gpu_vm run, with derived names, ids and hostpciN.
 
 The pure configuration helpers (config_changes, config_matches, config_value) are tested in
 tests/unit/test_pve_pci.py.
@@ -77,3 +78,49 @@ def test_hostpci_compare_is_exact():
 def test_sshkeys_are_url_encoded_like_pve_requires():
     assert pve_qemu.config_value("sshkeys", "ssh-ed25519 AAAA a@b\nssh-rsa BBBB c@d\n") == \
         "ssh-ed25519%20AAAA%20a%40b%0Assh-rsa%20BBBB%20c%40d"
+
+
+# ---- gpu_guests: the VMs of a proxmox_gpu_vm run ------------------------------------------------
+def test_gpu_guests_without_a_list_is_the_one_vm():
+    assert pve_qemu.gpu_guests([], "whisper-gpu", vmid=0, node="pve", pci_mapping="gpu",
+                               ipconfig0="ip=192.0.2.50/24,gw=192.0.2.1") == [
+        {"name": "whisper-gpu", "vmid": 0, "node": "pve", "pci_mappings": ["gpu"],
+         "hostpci": {"hostpci0": "mapping=gpu,pcie=1"}, "ipconfig0": "ip=192.0.2.50/24,gw=192.0.2.1",
+         "ssh_host": "192.0.2.50"}]
+    one = pve_qemu.gpu_guests(None, "w", node="pve", pci_mapping="gpu", pci_mappings=["ga", "gb"], ssh_host="w.lan",
+                              ipconfig0="ip=dhcp")[0]
+    assert one["hostpci"] == {"hostpci0": "mapping=ga,pcie=1", "hostpci1": "mapping=gb,pcie=1"}
+    assert one["ssh_host"] == "w.lan"
+
+
+def test_gpu_guests_derives_names_and_ids_stably_from_the_position():
+    items = [{"pci_mapping": "gpu-a3", "ipconfig0": "ip=192.0.2.61/24"},
+             {"pci_mapping": "gpu-a4", "ipconfig0": "ip=192.0.2.62/24"},
+             {"pci_mappings": ["gpu-b"], "node": "pve-b", "name": "b", "vmid": 300, "ssh_host": "b.lan"}]
+    first = pve_qemu.gpu_guests(items, "whisper-gpu", vmid=210, node="pve-a", pci_mapping="gpu")
+    assert [(g["name"], g["vmid"], g["node"], g["ssh_host"]) for g in first] == [
+        ("whisper-gpu-1", 210, "pve-a", "192.0.2.61"), ("whisper-gpu-2", 211, "pve-a", "192.0.2.62"),
+        ("b", 300, "pve-b", "b.lan")]
+    assert first == pve_qemu.gpu_guests([dict(i) for i in items], "whisper-gpu", vmid=210, node="pve-a")
+    # the role's single-VM mapping is not used by the items; vmid 0 leaves every id to PVE (found by name)
+    free = pve_qemu.gpu_guests(items[:2], "w", vmid=0, pci_mapping="gpu")
+    assert [g["vmid"] for g in free] == [0, 0] and [g["pci_mappings"] for g in free] == [["gpu-a3"], ["gpu-a4"]]
+
+
+@pytest.mark.parametrize("items, fragment", [
+    ([{"ipconfig0": "ip=192.0.2.61/24"}], "item 1 has no card: give pci_mapping"),
+    ([{"pci_mapping": "1gpu"}], "'1gpu' is not a mapping id"),
+    ([{"pci_mapping": "ga", "colour": "red"}], "unknown key(s) colour"),
+    ([{"pci_mappings": ["m%d" % i for i in range(17)]}], "17 mappings, but a VM has at most 16 PCI devices"),
+    ([{"pci_mapping": "ga", "vmid": 42}], "vmid 42: give 0"),
+    ([{"pci_mapping": "ga", "name": "bad_name"}], "'bad_name' is not a DNS name"),
+    ([{"pci_mapping": "ga", "ssh_host": "h"}, {"pci_mapping": "gb", "name": "w-1", "ssh_host": "i"}], "same name (w-1)"),
+    ([{"pci_mapping": "ga", "ssh_host": "h"}, {"pci_mapping": "gb", "vmid": 100, "ssh_host": "i"}], "same vmid (100)"),
+    ([{"pci_mapping": "ga", "ipconfig0": "ip=192.0.2.9/24"}, {"pci_mapping": "gb", "ssh_host": "192.0.2.9"}],
+     "same address (ipconfig0's ip or ssh_host) (192.0.2.9)"),
+    (["gpu-a"], "must be a dict"),
+])
+def test_gpu_guests_refuses_what_cannot_be_built(items, fragment):
+    with pytest.raises(pve_qemu.GuestSpecError) as err:
+        pve_qemu.gpu_guests(items, "w", vmid=100)
+    assert fragment in str(err.value)

@@ -27,6 +27,7 @@ from ansible_collections.homelab.gpu_passthrough.plugins.module_utils import iom
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.nvidia import has_usb_c_functions
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.pci import (
     NVIDIA_VENDOR_ID,
+    PciError,
     address_sort_key,
     by_address,
     hex_id,
@@ -123,15 +124,19 @@ def _classify_members(members, upstream_set, topology_known):
     return upstream, unverified, host_bridges, intruders
 
 
-def isolation_verdict(gpu_address, devices, allow_boot_vga=False, acs_override=None, accept_acs_override=False):
+def isolation_verdict(gpu_address, devices, allow_boot_vga=False, acs_override=None, accept_acs_override=False,
+                      binding=True):
     """Decide whether the GPU at ``gpu_address`` can be passed through safely.
+
+    ``binding``: add the card's ``binding_plan`` (vfio_bystanders, bind_by_ids, bind_by_override)
+    and word it in the message; ``cards_verdict`` turns it off and plans all cards together.
 
     ``acs_override``: the value of ``pcie_acs_override`` on the running kernel's command line (None
     when absent or unknown); refused unless ``accept_acs_override``.
 
     Returns a dict: isolated, status, group, groups, gpu, functions, upstream_bridges, host_bridges,
-    intruders, slot_foreign, vfio_ids, vfio_bystanders, drivers, unbound_functions, mapping_path,
-    topology_known, boot_vga, acs_override, reasons, message. ``functions`` and ``vfio_ids`` are
+    intruders, slot_foreign, vfio_ids, vfio_bystanders, bind_by_ids, bind_by_override, drivers,
+    unbound_functions, mapping_path, topology_known, boot_vga, acs_override, reasons, message. ``functions`` and ``vfio_ids`` are
     filled even when the IOMMU is off (status ``no_iommu_group``).
 
     ``status`` is the first problem in STATUS_ORDER, or ``isolated``; ``reasons`` lists all.
@@ -194,6 +199,7 @@ def isolation_verdict(gpu_address, devices, allow_boot_vga=False, acs_override=N
 
     status = next((p for p in STATUS_ORDER if p in problems), "isolated")
     vfio_ids = _unique(ids_of(f) for f in functions)
+    plan = binding_plan(functions, devices) if binding else None
     verdict = {
         "isolated": status == "isolated",
         "status": status,
@@ -206,8 +212,6 @@ def isolation_verdict(gpu_address, devices, allow_boot_vga=False, acs_override=N
         "intruders": intruders,
         "slot_foreign": slot_foreign,
         "vfio_ids": vfio_ids,
-        "vfio_bystanders": [d for d in _sorted(index.values())
-                            if normalize_address(d["address"]) not in function_addrs and ids_of(d) in vfio_ids],
         "drivers": dict((f["address"], f.get("driver")) for f in functions),
         "unbound_functions": ["%s (%s)" % (f["address"], f.get("driver") or "no driver")
                               for f in functions if f.get("driver") != "vfio-pci"],
@@ -217,8 +221,124 @@ def isolation_verdict(gpu_address, devices, allow_boot_vga=False, acs_override=N
         "acs_override": acs_override,
         "reasons": reasons,
     }
+    if plan is not None:
+        verdict.update(vfio_bystanders=plan["bystanders"], bind_by_ids=plan["bind_by_ids"],
+                       bind_by_override=plan["bind_by_override"])
     verdict["message"] = messages.verdict_message(verdict, problems, iommu_seen)
     return verdict
+
+
+def binding_plan(functions, devices):
+    """How vfio-pci claims ``functions`` at boot without taking any other device from the host.
+
+    ``options vfio-pci ids=`` binds every device that carries one of the ids, so an id that a device
+    outside ``functions`` also carries (an identical card the host keeps, or another card's
+    identical HDMI audio function) cannot go there: the functions with such an id are bound by
+    their address instead (``driver_override``), the others by id.
+
+    Returns a dict: bind_by_ids (the ids for ``ids=``, in the order of ``functions``),
+    bind_by_override (the addresses of the functions bound by address, address order), shared_ids
+    (the ids left out of ``ids=``) and bystanders (the devices outside ``functions`` that carry
+    one of their ids).
+    """
+    passed = set(normalize_address(f["address"]) for f in functions)
+    ids = _unique(ids_of(f) for f in functions)
+    bystanders = [d for d in _sorted(by_address(devices).values())
+                  if normalize_address(d["address"]) not in passed and ids_of(d) in ids]
+    shared = set(ids_of(d) for d in bystanders)
+    return {
+        "bind_by_ids": [i for i in ids if i not in shared],
+        "bind_by_override": [f["address"] for f in _sorted(functions) if ids_of(f) in shared],
+        "shared_ids": [i for i in ids if i in shared],
+        "bystanders": bystanders,
+    }
+
+
+def parse_gpu_selector(text):
+    """An entry of a list of GPUs: a PCI address (``0000:01:00.0``, ``01:00.0``) or a
+    ``vendor:device`` pair (``10de:1d01``). Returns ``("address", "0000:01:00.0")`` or
+    ``("vendor_device", "10de:1d01")``; PciError naming both accepted forms otherwise."""
+    value = str(text if text is not None else "").strip()
+    try:
+        return "address", normalize_address(value)
+    except PciError as exc:
+        address_error = str(exc)
+    try:
+        return "vendor_device", normalize_vendor_device(value)
+    except PciError:
+        raise PciError(messages.bad_gpu_selector(text, address_error)) from None
+
+
+def select_gpus(devices, selectors):
+    """The GPUs named by ``selectors`` (each an address or a vendor:device pair, see
+    ``parse_gpu_selector``), in the order given. Each entry follows ``select_gpu``'s rules (a
+    vendor:device pair must be unique on the host). Raises GpuSelectionError (naming the entry)
+    when an entry finds no GPU or names a card an earlier entry named, PciError for a malformed
+    entry or an empty list."""
+    selectors = list(selectors or [])
+    if not selectors:
+        raise PciError(messages.empty_gpu_list())
+    gpus = []
+    for number, text in enumerate(selectors, 1):
+        try:
+            kind, value = parse_gpu_selector(text)
+        except PciError as exc:
+            raise PciError(messages.gpu_list_entry(number, text, str(exc))) from None
+        try:
+            gpu = select_gpu(devices, **{kind: value})
+        except GpuSelectionError as exc:
+            raise GpuSelectionError(messages.gpu_list_entry(number, text, str(exc))) from None
+        for earlier, other in enumerate(gpus, 1):
+            if slot_of(other["address"]) == slot_of(gpu["address"]):
+                raise GpuSelectionError(messages.gpu_named_twice(number, text, earlier, selectors[earlier - 1], gpu))
+        gpus.append(gpu)
+    return gpus
+
+
+def cards_verdict(devices, selectors, allow_boot_vga=False, acs_override=None, accept_acs_override=False):
+    """The isolation verdict of several cards on one host, each judged on its own by
+    ``isolation_verdict`` (another passed card in a card's group is an intruder too: each card
+    goes to its own VM).
+
+    Returns a dict: isolated (every card is), status (``isolated`` or the first refused card's),
+    cards (each card's verdict, its message as ``msg``), refused (the addresses of the refused
+    cards), gpu (the first card's GPU), functions (all cards' functions), vfio_ids (the sorted
+    union of their ids), vfio_bystanders / bind_by_ids (sorted) / bind_by_override (from
+    ``binding_plan`` on all cards' functions together), drivers, unbound_functions, acs_override,
+    reasons (each prefixed with its card's address) and message. Raises like ``select_gpus``.
+    """
+    devices = list(devices or [])
+    cards = []
+    for gpu in select_gpus(devices, selectors):
+        verdict = isolation_verdict(gpu["address"], devices, allow_boot_vga=allow_boot_vga,
+                                    acs_override=acs_override, accept_acs_override=accept_acs_override,
+                                    binding=False)
+        verdict["msg"] = verdict.pop("message")
+        cards.append(verdict)
+    functions = _sorted(f for card in cards for f in card["functions"])
+    plan = binding_plan(functions, devices)
+    refused = [card for card in cards if not card["isolated"]]
+    drivers = {}
+    for card in cards:
+        drivers.update(card["drivers"])
+    result = {
+        "isolated": not refused,
+        "status": refused[0]["status"] if refused else "isolated",
+        "cards": cards,
+        "refused": [card["gpu"]["address"] for card in refused],
+        "gpu": cards[0]["gpu"],
+        "functions": functions,
+        "vfio_ids": sorted(set(ids_of(f) for f in functions)),
+        "vfio_bystanders": plan["bystanders"],
+        "bind_by_ids": sorted(plan["bind_by_ids"]),
+        "bind_by_override": plan["bind_by_override"],
+        "drivers": drivers,
+        "unbound_functions": [u for card in cards for u in card["unbound_functions"]],
+        "acs_override": cards[0]["acs_override"],
+        "reasons": ["%s: %s" % (card["gpu"]["address"], r) for card in cards for r in card["reasons"]],
+    }
+    result["message"] = messages.cards_message(cards, refused, plan)
+    return result
 
 
 def devices_from_pve_api(entries):

@@ -167,13 +167,22 @@ def reason_boot_vga(address, allowed):
 
 
 # ---- the verdict in one paragraph --------------------------------------------------------------
+def _gpus_text(gpu):
+    if not gpu:
+        return ""
+    if isinstance(gpu, list):
+        return " (GPUs %s)" % "; ".join(describe_device(g) for g in gpu)
+    return " (GPU %s)" % describe_device(gpu)
+
+
 def iommu_off(state, gpu, selection_error):
-    """gpu_isolation's message when the kernel created no IOMMU groups."""
+    """gpu_isolation's message when the kernel created no IOMMU groups (``gpu``: a device, a list of
+    devices with several cards, or None)."""
     cmdline = state.get("cmdline") or "(empty)"
     text = (
         "IOMMU is off: the kernel created no IOMMU groups (/sys/kernel/iommu_groups is empty), so no "
         "device can be passed through%s. %s Kernel command line now: %s"
-        % (" (GPU %s)" % describe_device(gpu) if gpu else "", ENABLE_IOMMU, cmdline)
+        % (_gpus_text(gpu), ENABLE_IOMMU, cmdline)
     )
     if selection_error:
         text = text.rstrip(".") + ". The GPU was not found either: %s" % selection_error
@@ -269,4 +278,71 @@ def _success(v, gpu_text):
                  % v["acs_override"])
     if v["slot_foreign"]:
         text += " Not part of the card (left to the host): %s." % _addresses(v["slot_foreign"])
+    if v.get("bind_by_override"):
+        text += (
+            " %s also %s one of these ids (not passed through): vfio-pci ids= would take %s too, so %s %s "
+            "bound by address (driver_override) instead%s."
+            % (_addresses(v["vfio_bystanders"]), _plural(v["vfio_bystanders"], "carries", "carry"),
+               _plural(v["vfio_bystanders"], "it", "them"), ", ".join(v["bind_by_override"]),
+               _plural(v["bind_by_override"], "is", "are"),
+               "; ids= keeps %s" % ",".join(v["bind_by_ids"]) if v["bind_by_ids"] else "")
+        )
+    return text
+
+
+# ---- several cards -----------------------------------------------------------------------------
+def bad_gpu_selector(text, address_error):
+    return (
+        "%r is neither a PCI address (0000:01:00.0 or 01:00.0, see lspci -D) nor a vendor:device pair "
+        "(10de:1d01, the [....:....] at the end of an lspci -nn line). As an address: %s"
+        % (text, address_error)
+    )
+
+
+def empty_gpu_list():
+    return ("the list of GPUs is empty: give at least one PCI address (lspci -D) or vendor:device pair "
+            "(lspci -nn)")
+
+
+def gpu_list_entry(number, text, error):
+    return "GPU list entry %d (%s): %s" % (number, text, error)
+
+
+def gpu_named_twice(number, text, earlier, earlier_text, gpu):
+    return (
+        "GPU list entries %d (%s) and %d (%s) both name the card %s: list each card once."
+        % (earlier, earlier_text, number, text, describe_device(gpu))
+    )
+
+
+def cards_message(cards, refused, plan):
+    """One paragraph for several cards: every refused card by address and name with its own verdict,
+    or every card's verdict and how vfio-pci claims them."""
+    if refused:
+        passing = [c["gpu"]["address"] for c in cards if c not in refused]
+        text = " ".join(
+            "Card %s cannot be passed through (%s): %s" % (describe_device(c["gpu"]), c["status"], c["msg"])
+            for c in refused)
+        text += (
+            " %d of %d cards %s refused; every card listed must pass on its own before anything is "
+            "configured%s. Fix %s, or take %s out of the list."
+            % (len(refused), len(cards), _plural(refused, "is", "are"),
+               " (%s %s)" % (", ".join(passing), _plural(passing, "passes", "pass")) if passing else "",
+               _plural(refused, "that card", "those cards"), _plural(refused, "it", "them"))
+        )
+        return text
+    text = " ".join("Card %d: %s" % (number, c["msg"]) for number, c in enumerate(cards, 1))
+    ids = sorted(plan["bind_by_ids"])
+    text += " vfio-pci ids%s: %s." % (
+        " (the union of the %d cards)" % len(cards) if len(cards) > 1 else "",
+        ",".join(ids) or "none, every function is bound by address")
+    if plan["bind_by_override"]:
+        text += (
+            " %s %s also carried by %s, which %s not passed through: vfio-pci ids= would take %s too, "
+            "so %s %s bound by address (driver_override) instead."
+            % (",".join(plan["shared_ids"]), _plural(plan["shared_ids"], "is", "are"),
+               "; ".join(describe_device(d) for d in plan["bystanders"]),
+               _plural(plan["bystanders"], "is", "are"), _plural(plan["bystanders"], "it", "them"),
+               ", ".join(plan["bind_by_override"]), _plural(plan["bind_by_override"], "is", "are"))
+        )
     return text

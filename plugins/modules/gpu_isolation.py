@@ -29,6 +29,16 @@ description:
     the drivers bound now, the IOMMU group and the C(path) of a Proxmox PCI resource mapping; the
     functions and ids also in the failure result when the IOMMU is off (RV(status=iommu_off)), so
     a role can prepare VFIO before the reboot that turns the IOMMU on.
+  - With O(gpus), several cards are judged, each on its own (another listed card in a card's group
+    is an intruder too, since each card goes to its own VM); the module fails when any card fails,
+    and the message names every refused card by address and name with the devices in its group.
+    RV(cards) holds each card's verdict; RV(functions), RV(vfio_ids), RV(drivers) and
+    RV(unbound_functions) are those of all cards together.
+  - RV(bind_by_ids) and RV(bind_by_override) say how vfio-pci can claim the functions without
+    taking another device from the host, for a C(vfio-pci ids=) line takes every device with one
+    of its ids. A function whose C(vendor:device) is also carried by a device that is not passed
+    through (an identical card the host keeps, or another card's identical HDMI audio function) is
+    bound by its address (C(driver_override)) instead; see RV(vfio_bystanders).
   - Nothing is changed on the host.
 author:
   - homelab.gpu_passthrough contributors (@homelab)
@@ -44,6 +54,15 @@ options:
         C(lspci -nn) line). Fails when several devices have that pair; then use O(gpu_address).
       - Mutually exclusive with O(gpu_address).
     type: str
+  gpus:
+    description:
+      - Several GPUs, each a PCI address (V(0000:0b:00.0), V(0b:00.0)) or a C(vendor:device) pair
+        that is unique on the host (V(10de:128b)); each must name a display controller, and no card
+        twice.
+      - Mutually exclusive with O(gpu_address) and O(gpu_vendor_device).
+    type: list
+    elements: str
+    version_added: 0.2.0
   allow_boot_vga:
     description:
       - Accept a GPU that is the host's boot display (C(boot_vga) is 1). The host then loses its
@@ -92,6 +111,11 @@ EXAMPLES = r"""
   homelab.gpu_passthrough.gpu_isolation:
     gpu_vendor_device: "10de:13f1"
     allow_boot_vga: true
+
+- name: Check two cards, each on its own
+  homelab.gpu_passthrough.gpu_isolation:
+    gpus: ["0000:0b:00.0", "10de:128b"]
+  register: cards
 
 - name: Use the verdict for vfio-pci
   ansible.builtin.copy:
@@ -168,12 +192,45 @@ vfio_ids:
   elements: str
   sample: ["10de:13f1", "10de:0fbb"]
 vfio_bystanders:
-  description: Devices outside the card with one of RV(vfio_ids) (an identical second card); binding
-    by ids would take them from the host too.
+  description: Devices outside the card (the cards, with O(gpus)) with one of RV(vfio_ids) (an
+    identical second card); binding by ids would take them from the host too.
   returned: when a GPU was found
   type: list
   elements: dict
   sample: []
+bind_by_ids:
+  description: The ids for C(options vfio-pci ids=), RV(vfio_ids) less those a device in
+    RV(vfio_bystanders) carries (sorted with O(gpus)).
+  returned: when a GPU was found
+  type: list
+  elements: str
+  sample: ["10de:13f1", "10de:0fbb"]
+  version_added: 0.2.0
+bind_by_override:
+  description: The addresses of the functions whose ids a device in RV(vfio_bystanders) carries;
+    they must be bound to vfio-pci by address (C(driver_override)) before a host driver takes them.
+  returned: when a GPU was found
+  type: list
+  elements: str
+  sample: []
+  version_added: 0.2.0
+cards:
+  description: With O(gpus), the verdict of each card in the order given, with the keys of a single
+    card's result (RV(gpu), RV(group), RV(functions), RV(vfio_ids), RV(intruders), RV(status),
+    RV(msg), ...) but without RV(vfio_bystanders), RV(bind_by_ids) and RV(bind_by_override), which
+    are planned for all cards together.
+  returned: with O(gpus), when every entry named a GPU
+  type: list
+  elements: dict
+  sample: [{"gpu": {"address": "0000:0b:00.0"}, "isolated": true, "status": "isolated", "vfio_ids": ["10de:1b06", "10de:10ef"]}]
+  version_added: 0.2.0
+refused:
+  description: With O(gpus), the addresses of the cards that cannot be passed through.
+  returned: with O(gpus), when every entry named a GPU
+  type: list
+  elements: str
+  sample: ["0000:06:00.0"]
+  version_added: 0.2.0
 drivers:
   description: Driver bound now to each function (V(null) when none).
   returned: when a GPU was found
@@ -230,6 +287,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils import iommu_messages
 from ansible_collections.homelab.gpu_passthrough.plugins.module_utils.iommu import (
     GpuSelectionError,
+    cards_verdict,
     isolation_verdict,
     select_gpu,
 )
@@ -244,11 +302,12 @@ def main():
         argument_spec=dict(
             gpu_address=dict(type="str"),
             gpu_vendor_device=dict(type="str"),
+            gpus=dict(type="list", elements="str"),
             allow_boot_vga=dict(type="bool", default=False),
             accept_acs_override=dict(type="bool", default=False),
             root=dict(type="path", default="/"),
         ),
-        mutually_exclusive=[("gpu_address", "gpu_vendor_device")],
+        mutually_exclusive=[("gpu_address", "gpu_vendor_device"), ("gpus", "gpu_address"), ("gpus", "gpu_vendor_device")],
         supports_check_mode=True,
     )
     params = module.params
@@ -258,6 +317,8 @@ def main():
                              "(/ for this host)" % root)
     state = iommu_state(root)
     devices = read_pci_devices(root)
+    if params["gpus"] is not None:
+        judge_cards(module, state, devices)
     try:
         gpu = select_gpu(devices, address=params["gpu_address"], vendor_device=params["gpu_vendor_device"])
         selection_error = None
@@ -282,6 +343,30 @@ def main():
         # that prepares vfio-pci before the reboot that turns the IOMMU on).
         verdict.update(isolated=False, status="iommu_off")
         module.fail_json(msg=iommu_messages.iommu_off(state, gpu, None), **verdict)
+    if not verdict["isolated"]:
+        module.fail_json(msg=message, **verdict)
+    module.exit_json(changed=False, msg=message, **verdict)
+
+
+def judge_cards(module, state, devices):
+    """O(gpus): every card's verdict, the union of their functions and ids, how vfio-pci binds them."""
+    params = module.params
+    try:
+        verdict = cards_verdict(devices, params["gpus"], allow_boot_vga=params["allow_boot_vga"],
+                                acs_override=state["acs_override"],
+                                accept_acs_override=params["accept_acs_override"])
+    except GpuSelectionError as exc:
+        if not state["enabled"]:
+            module.fail_json(msg=iommu_messages.iommu_off(state, None, str(exc)), isolated=False,
+                             status="iommu_off", iommu=state)
+        module.fail_json(msg=str(exc), isolated=False, status="no_such_gpu", iommu=state)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc), isolated=False, status="bad_input", iommu=state)
+    message = verdict.pop("message")
+    verdict["iommu"] = state
+    if not state["enabled"]:
+        verdict.update(isolated=False, status="iommu_off")
+        module.fail_json(msg=iommu_messages.iommu_off(state, [c["gpu"] for c in verdict["cards"]], None), **verdict)
     if not verdict["isolated"]:
         module.fail_json(msg=message, **verdict)
     module.exit_json(changed=False, msg=message, **verdict)

@@ -152,6 +152,18 @@ vfio_bystanders:
   returned: when a GPU was found
   type: list
   elements: dict
+bind_by_ids:
+  description: RV(vfio_ids) less those a device in RV(vfio_bystanders) carries (for C(vfio-pci ids=)).
+  returned: when a GPU was found
+  type: list
+  elements: str
+  version_added: 0.2.0
+bind_by_override:
+  description: The card's functions whose ids a device in RV(vfio_bystanders) carries (to bind by address).
+  returned: when a GPU was found
+  type: list
+  elements: str
+  version_added: 0.2.0
 unbound_functions:
   description: The functions as C(address (no driver)) (the API does not report drivers).
   returned: when a GPU was found

@@ -71,6 +71,7 @@ COVERAGE = [
     (README, r"--tags host\|mapping\|vm\|driver\|whisper\|lb\|verify", f"{STATIC}::test_stage_tags_and_playbooks"),
     (README, r"ansible-playbook -i inventories/mylab --ask-vault-pass playbooks/site\.yml --tags vm,lb",
      f"{STATIC}::test_multi_gpu_example_and_the_lb_refresh_command"),
+    (README, r"proxmox_vfio_gpus: \[.*", f"{STATIC}::test_several_gpus_snippet_is_what_test_modules_runs"),
     (README, r"ansible-doc homelab\.gpu_passthrough\.\w+", f"{STATIC}::test_ansible_doc_modules"),
     (README, r"ansible-doc -t role homelab\.gpu_passthrough\.<role>", f"{STATIC}::test_ansible_doc_roles"),
     (README, r"-vvv", f"{PVE}::test_simulated_pve_roles_check_converge_idempotence_and_no_secret"),
@@ -232,6 +233,22 @@ def uncomment_multi_gpu(hosts_yml: str) -> str:
         out.append(re.sub(r"^(\s*)# ?", r"\1", line, count=1) if inside else line)
     assert any("multi_gpu:" in ln and not ln.lstrip().startswith("#") for ln in out), "no multi_gpu block found"
     return "\n".join(out) + "\n"
+
+
+def test_several_gpus_snippet_is_what_test_modules_runs():
+    """README "Several GPUs on one host": the snippet is valid YAML for the role's argument spec (a
+    list of strings) and is the list the two-GPU case of make test-modules runs the role with
+    (tests/integration/modules/proxmox_vfio_gpus.yml: check, run, repeat, undo on the corpus 10 host)."""
+    snippet = next(c.text for c in commands(README) if c.text.startswith("proxmox_vfio_gpus:"))
+    value = yaml.safe_load(snippet)["proxmox_vfio_gpus"]
+    spec = yaml.safe_load((REPO / "roles/proxmox_vfio/meta/argument_specs.yml").read_text(encoding="utf-8"))
+    option = spec["argument_specs"]["main"]["options"]["proxmox_vfio_gpus"]
+    assert option["type"] == "list" and option["elements"] == "str"
+    assert isinstance(value, list) and all(isinstance(v, str) for v in value), value
+    plays = yaml.safe_load((REPO / "tests/integration/modules/proxmox_vfio_gpus.yml").read_text(encoding="utf-8"))
+    two = [p["vars"] for p in plays if isinstance(p.get("vars"), dict) and p["vars"].get("case") == "two"]
+    assert two and all(v["case_gpus"] == value for v in two), two
+    assert any(p.get("check_mode") for p in plays if p.get("vars", {}).get("case") == "two")
 
 
 def test_multi_gpu_example_and_the_lb_refresh_command(ssh_home, tmp_path):

@@ -115,3 +115,43 @@ def test_iommu_off_without_a_gpu(tmp_path, capsys):
     code, out = _run(capsys, root=str(tmp_path))
     assert code == 1 and out["status"] == "iommu_off"
     assert "The GPU was not found either" in out["msg"]
+
+
+def test_gpus_two_cards_each_judged_and_the_union_of_ids(tmp_path, capsys):
+    """Issue 18: GTX 1080 Ti + GT 710 (corpus 10), by address and by ids."""
+    sysfs_tree.build_corpus("10-x570-aorus-pro-gtx1080ti-gt710", str(tmp_path))
+    code, out = _run(capsys, root=str(tmp_path), gpus=["0b:00.0", "10de:128b"])
+    assert code == 0 and out["isolated"] is True and out["changed"] is False
+    assert [(c["gpu"]["address"], c["group"], c["status"]) for c in out["cards"]] == [
+        ("0000:0b:00.0", 30, "isolated"), ("0000:0c:00.0", 31, "isolated")]
+    assert out["vfio_ids"] == out["bind_by_ids"] == ["10de:0e0f", "10de:10ef", "10de:128b", "10de:1b06"]
+    assert out["bind_by_override"] == [] and out["refused"] == []
+
+
+def test_gpus_one_card_refused_names_it(tmp_path, capsys):
+    """Issue 18: RTX 2080 Ti isolated, GT 720 with the chipset's devices (corpus 09): the module fails."""
+    sysfs_tree.build_corpus("09-b450-chipset-gt720-rtx2080ti", str(tmp_path))
+    code, out = _run(capsys, root=str(tmp_path), gpus=["07:00.0", "06:00.0"])
+    assert code == 1 and out["isolated"] is False and out["status"] == "intruders"
+    assert out["refused"] == ["0000:06:00.0"]
+    assert out["msg"].startswith("Card 0000:06:00.0 (VGA compatible controller [0300], 10de:1288)")
+    assert "0000:05:00.0 (Ethernet controller [0200], 10ec:8125)" in out["msg"]
+
+
+def test_gpus_with_the_iommu_off_still_gives_functions_and_ids(tmp_path, capsys):
+    sysfs_tree.build_fixture("04-seed002-quadro-m4000-group52", str(tmp_path), iommu=False)
+    code, out = _run(capsys, root=str(tmp_path), gpus=["03:00.0"])
+    assert code == 1 and out["status"] == "iommu_off" and out["msg"].startswith("IOMMU is off")
+    assert "(GPUs 0000:03:00.0 (VGA compatible controller [0300], 10de:13f1" in out["msg"]
+    assert out["bind_by_ids"] == ["10de:0fbb", "10de:13f1"]
+    assert _addresses(out["functions"]) == ["0000:03:00.0", "0000:03:00.1"]
+
+
+def test_gpus_bad_entries_and_exclusive_options(tmp_path, capsys):
+    sysfs_tree.build_corpus("16-server-broadcom-pex-switch-rtx-a5000", str(tmp_path))
+    code, out = _run(capsys, root=str(tmp_path), gpus=["4f:00"])
+    assert code == 1 and out["status"] == "bad_input" and "GPU list entry 1 (4f:00)" in out["msg"]
+    code, out = _run(capsys, root=str(tmp_path), gpus=["4f:00.0", "10de:2231"])
+    assert code == 1 and out["status"] == "no_such_gpu" and "GPU list entry 2" in out["msg"]
+    code, out = _run(capsys, root=str(tmp_path), gpus=["4f:00.0"], gpu_address="4f:00.0")
+    assert code == 1 and "mutually exclusive" in out["msg"]

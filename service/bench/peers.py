@@ -214,10 +214,16 @@ def speaches_hub(peers_dir: Path, model_dir: Path) -> Path:
     repo = hub / ("models--" + SPEACHES_MODEL_ID.replace("/", "--"))
     rev = hashlib.sha1(str(model_dir.resolve()).encode()).hexdigest()
     snap = repo / "snapshots" / rev
+    # Only this run's snapshot: speaches scans every snapshot of the repo, and one whose links point into
+    # a checkout that is gone (an earlier run's model folder) fails every request (CorruptedCacheException).
+    for old in (repo / "snapshots").glob("*"):
+        if old.name != rev:
+            shutil.rmtree(old)
     snap.mkdir(parents=True, exist_ok=True)
     for f in model_dir.iterdir():
         link = snap / f.name
-        if f.is_file() and not link.exists():
+        if f.is_file() and not (link.exists() and link.resolve() == f.resolve()):
+            link.unlink(missing_ok=True)
             link.symlink_to(f.resolve())
     (snap / "README.md").write_text(MODEL_CARD, encoding="utf-8")
     (repo / "refs").mkdir(exist_ok=True)

@@ -135,7 +135,7 @@ def readme_yaml_blocks():
     """The YAML blocks of the README's "Several cards and nodes (API side)" subsection."""
     with open(os.path.join(REPO, "README.md"), encoding="utf-8") as fh:
         text = fh.read()
-    section = text.split("### Several cards and nodes (API side)", 1)[1].split("\n## ", 1)[0]
+    section = re.split(r"\n##+ ", text.split("### Several cards and nodes (API side)", 1)[1], maxsplit=1)[0]
     return re.findall(r"```yaml\n(.*?)```", section, flags=re.S)
 
 

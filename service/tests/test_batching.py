@@ -38,7 +38,10 @@ def _engine(model_dir: str, **overrides) -> Engine:
 
 @pytest.fixture(scope="module")
 def batched(model_dir):
-    engine = _engine(model_dir)
+    # A burst is submitted in a loop; on a loaded machine the submitting thread can stall longer than the
+    # default 10 ms BATCH_WAIT_MS and the worker would start on part of it (the test then depends on the
+    # machine's load). Up to 1 s for a fuller batch makes a burst one batch whatever the load.
+    engine = _engine(model_dir, batch_wait_ms=1000)
     yield engine
     engine.stop()
 

@@ -39,9 +39,10 @@ def _engine(model_dir: str, **overrides) -> Engine:
 @pytest.fixture(scope="module")
 def batched(model_dir):
     # A burst is submitted in a loop; on a loaded machine the submitting thread can stall longer than the
-    # default 10 ms BATCH_WAIT_MS and the worker would start on part of it (the test then depends on the
-    # machine's load). Up to 1 s for a fuller batch makes a burst one batch whatever the load.
-    engine = _engine(model_dir, batch_wait_ms=1000)
+    # default 10 ms BATCH_WAIT_MS, or the windows already prepared can reach BATCH_SIZE, and the worker
+    # would start on part of it (the test then depends on the machine's load: seen in CI at load 3, 8
+    # slots for 8 requests). A batch that waits up to 1 s and holds 32 windows takes the whole burst.
+    engine = _engine(model_dir, batch_wait_ms=1000, batch_size=32)
     yield engine
     engine.stop()
 

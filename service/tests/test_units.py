@@ -233,9 +233,10 @@ def test_worker_plan_auto_by_device(monkeypatch):
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(2)))
     assert worker_plan(Settings(), "cuda") == (1, 0)
-    assert worker_plan(Settings(), "cpu") == (2, 1)
-    assert worker_plan(Settings(cpu_threads=3), "cpu") == (3, 1)
+    assert worker_plan(Settings(), "cpu") == (2, 2)  # a request alone has both CPUs
+    assert worker_plan(Settings(cpu_threads=3), "cpu") == (3, 2)
+    assert worker_plan(Settings(cpu_threads=1), "cpu") == (1, 1)
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(16)))
-    assert worker_plan(Settings(), "cpu") == (AUTO_CPU_WORKERS_MAX, 16 // AUTO_CPU_WORKERS_MAX)
+    assert worker_plan(Settings(), "cpu") == (AUTO_CPU_WORKERS_MAX, 2 * 16 // AUTO_CPU_WORKERS_MAX)
     assert worker_plan(Settings(workers=1, cpu_threads=2), "cpu") == (1, 2)
     assert worker_plan(Settings(workers=3), "cuda") == (3, 0)

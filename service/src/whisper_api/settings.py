@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     compute_type: str = Field("auto", description="auto: float16 on CUDA, int8 on CPU; or any CTranslate2 compute type.")
     cpu_threads: int = Field(
         0, ge=0, description="CTranslate2 threads per worker (0: CTranslate2's default); with WORKERS=0 on the CPU: the "
-        "threads in all, one worker per thread up to 4 (0: every CPU this process may use).")
+        "CPUs to use, one worker per CPU up to 4, each with twice its share of threads (0: every CPU this process may use).")
 
     # Decoding
     beam_size: int = Field(5, ge=1, le=20, description="Beam search width (1: greedy, fastest).")
@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     # Concurrency
     workers: int = Field(
         0, ge=0, le=64, description="Inference worker threads (and CTranslate2 model replicas). 0: auto, 1 on CUDA; on "
-        "the CPU one single-threaded worker per CPU thread (CPU_THREADS, else every CPU), at most 4 (measured fastest).")
+        "the CPU one worker per CPU (CPU_THREADS, else every CPU), at most 4, each with twice its share of threads (measured).")
     queue_size: int = Field(8, ge=0, le=10000, description="Requests allowed to wait for a worker; beyond it: 503 + Retry-After.")
 
     # Input limits

@@ -4,8 +4,8 @@ wyoming-faster-whisper, all servers up at once, so a slow minute of a shared mac
 server alike (bench.py measures one server after the other).
 
 Each round, for each server in turn: workload B's 16 utterances one after the other (one client: the
-latency p50/p95 of a request alone), then all 16 at once (the throughput, audio-s/s). Prints each
-round and the totals. Same model, int8, beam 5, threads as bench.py. Not a test: it prints figures.
+latency p50/p95 of a request alone), then all 16 at once (the throughput, audio-s/s), and for
+whisper-api the 16 at once over HTTP as well. Prints each round and the medians. Same model, int8, beam 5, threads as bench.py. Not a test: it prints figures.
 Usage: HF_HUB_OFFLINE=1 service/.venv/bin/python service/bench/alternate.py \
          --config "defaults=" --config "2x1=WHISPER_API_WORKERS=2 WHISPER_API_CPU_THREADS=1" [--rounds 4]
 """
@@ -13,6 +13,7 @@ Usage: HF_HUB_OFFLINE=1 service/.venv/bin/python service/bench/alternate.py \
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -68,6 +69,7 @@ def main() -> int:
             bench.run_load(peer, server.url, utterances[:1])  # warm-up
         alone: dict[str, list[float]] = {peer.name: [] for peer in todo}
         rates: dict[str, list[float]] = {peer.name: [] for peer in todo}
+        http_rates: dict[str, list[float]] = {}
         audio = sum(u.seconds for u in utterances)
         for n in range(args.rounds):
             for peer, server in zip(todo, servers):
@@ -75,18 +77,26 @@ def main() -> int:
                 alone[peer.name] += latencies
                 wall, _lat, _texts = bench.run_load(peer, server.url, utterances)
                 rates[peer.name].append(audio / wall)
-                print(f"round {n + 1}: {peer.name}: 1 client p50 {statistics.median(latencies):.3f} s; "
-                      f"16 clients {rates[peer.name][-1]:.1f} audio-s/s", flush=True)
+                line = (f"round {n + 1}: {peer.name}: 1 client p50 {statistics.median(latencies):.3f} s; "
+                        f"16 clients {rates[peer.name][-1]:.1f} audio-s/s")
+                if peer.form:  # whisper-api: the same 16 over HTTP too
+                    http = dataclasses.replace(peer, protocol="openai")
+                    wall, _lat, _texts = bench.run_load(http, server.url, utterances)
+                    http_rates.setdefault(peer.name, []).append(audio / wall)
+                    line += f"; over HTTP {http_rates[peer.name][-1]:.1f}"
+                print(line, flush=True)
     finally:
         for server in servers:
             server.stop()
     load_end = os.getloadavg()
     print(f"\n{args.rounds} rounds of {len(utterances)} utterances ({audio:.0f} s of audio), {os.cpu_count()} CPUs, "
           f"{args.threads} threads per server; load average {load_start[0]:.2f} before, {load_end[0]:.2f} after.")
-    print("| server | 1 client p50 s | 1 client p95 s | 16 clients audio-s/s (median of rounds) |\n|---|---|---|---|")
+    print("| server | 1 client p50 s | 1 client p95 s | 16 clients audio-s/s | 16 over HTTP audio-s/s |\n"
+          "|---|---|---|---|---|")
     for name in alone:
+        http = f"{statistics.median(http_rates[name]):.1f}" if name in http_rates else "-"
         print(f"| {name} | {statistics.median(alone[name]):.2f} | {p95(alone[name]):.2f} | "
-              f"{statistics.median(rates[name]):.1f} |")
+              f"{statistics.median(rates[name]):.1f} | {http} |")
     return 0
 
 

@@ -227,8 +227,8 @@ def test_health_reports_a_failed_load_with_its_reason():
 
 
 def test_worker_plan_auto_by_device(monkeypatch):
-    """WORKERS=0: one worker on CUDA; on the CPU one single-threaded worker per CPU thread, at most 4,
-    the threads shared out; WORKERS set: it, with CPU_THREADS per worker."""
+    """WORKERS=0: one worker on CUDA; on the CPU one worker per CPU, at most 4, each with twice its share
+    of the threads (at most all of them); WORKERS set: it, with CPU_THREADS per worker."""
     from whisper_api.engine import AUTO_CPU_WORKERS_MAX, worker_plan
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(2)))

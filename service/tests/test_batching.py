@@ -80,9 +80,14 @@ def test_batched_run_equals_one_by_one(batched, short_speech, long_speech):
     jobs = [Job(data=data) for data, _text in short_speech] + [Job(data=JFK.read_bytes()), Job(data=path.read_bytes())]
     texts = [text for _data, text in short_speech] + [JFK_TEXT, long_text]
     alone = _alone(batched, [_copy(j) for j in jobs])
-    slots_before = batched._scheduler.stats["slots"]
+    before = dict(batched._scheduler.stats)
     together = _together(batched, jobs)
-    assert batched._scheduler.stats["slots"] - slots_before < len(jobs), "the burst was not batched into fewer windows"
+    made = {k: batched._scheduler.stats[k] - before.get(k, 0) for k in ("slots", "redone", "continued", "batches")}
+    # Slots of the first pass only: a packed piece that did not split cleanly is decoded again in a slot
+    # of its own (redone), and so is the rest of a window the model ended early (continued); how many of
+    # those a burst needs depends on the decode (the temperature fallback samples at random).
+    assert made["slots"] - made["redone"] - made["continued"] < len(jobs), \
+        f"the burst was not batched into fewer windows than requests: {made}"
     # Packed with other requests' audio a window may write a number as digits ("5 o'clock") where alone it
     # wrote words: the burst is compared as a whole, each request against its own reference.
     assert wer(" ".join(r.text for r in alone), " ".join(r.text for r in together)) <= 0.05, \
@@ -239,12 +244,12 @@ def test_split_packed(pieces, segments, expected):
 
 
 def test_waiting_workers_share_the_ready_work(model_dir, short_speech):
-    """Two workers (WORKERS=0, auto, on 2 CPU threads): the work ready at once is shared out, so both
+    """Two workers (WORKERS=0, auto, on 2 CPUs: 2 x 2 threads): the work ready at once is shared out, so both
     decode a batch at the same time instead of one worker taking every window; the texts stay those of
     the one-worker engine."""
     engine = _engine(model_dir, workers=0, cpu_threads=2, pack_short=False)
     try:
-        assert (engine.workers, engine.cpu_threads) == (2, 1)
+        assert (engine.workers, engine.cpu_threads) == (2, 2)  # each worker may use both CPUs
         jobs = [Job(data=data) for data, _text in short_speech[:4]]
         results = _together(engine, jobs)
         stats = engine._scheduler.stats

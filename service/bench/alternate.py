@@ -5,7 +5,8 @@ server alike (bench.py measures one server after the other).
 
 Each round, for each server in turn: workload B's 16 utterances one after the other (one client: the
 latency p50/p95 of a request alone), then all 16 at once (the throughput, audio-s/s), and for
-whisper-api the 16 at once over HTTP as well. Prints each round and the medians. Same model, int8, beam 5, threads as bench.py. Not a test: it prints figures.
+whisper-api the 16 at once over HTTP as well. Prints each round and the medians. Same model, int8,
+beam 5 and threads as bench.py. Not a test: it prints figures.
 Usage: HF_HUB_OFFLINE=1 service/.venv/bin/python service/bench/alternate.py \
          --config "defaults=" --config "2x1=WHISPER_API_WORKERS=2 WHISPER_API_CPU_THREADS=1" [--rounds 4]
 """

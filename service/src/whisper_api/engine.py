@@ -295,9 +295,9 @@ def worker_plan(settings: Settings, device: str) -> tuple[int, int]:
     """(workers, CTranslate2 threads per worker). WORKERS set: it, with CPU_THREADS per worker. WORKERS=0
     (auto): one worker on CUDA (the card batches); on the CPU one worker per thread of CPU_THREADS (else of
     the CPUs this process may use), at most AUTO_CPU_WORKERS_MAX, each with twice its share of the threads
-    (at most all of them). Measured on a 2-core CPU (service/README.md, "Workers"): with 2 workers x 2 threads two batches run at
-    once (one batch leaves cores idle in its sequential steps) and a request alone has both CPUs; 2 workers
-    x 1 thread were as fast together and 5-15% slower alone."""
+    (at most all of them). Measured on a 2-core CPU (service/README.md, "Workers"): with 2 workers x 2
+    threads two batches run at once (one batch leaves cores idle in its sequential steps) and a request
+    alone has both CPUs; 2 workers x 1 thread were as fast together and 5-15% slower alone."""
     if settings.workers:
         return settings.workers, settings.cpu_threads
     if device == "cuda":
